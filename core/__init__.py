@@ -1,0 +1,1 @@
+"""Shared foundations: settings, canonical schema, the clock, the warehouse files, the message catalogue."""

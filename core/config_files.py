@@ -1,0 +1,59 @@
+"""Reading YAML config files and turning pydantic errors into messages naming file, key, value and expectation."""
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from core.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_yaml(path: Path) -> Any:
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def _expected(err: dict) -> str:
+    msg = err["msg"]
+    for prefix in ("Input should be ", "Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            return msg[len(prefix):]
+    return "a value present" if err["type"] == "missing" else msg
+
+
+def _value(err: dict) -> str:
+    if err["type"] == "missing":
+        return "nothing (the key is missing)"
+    text = repr(err.get("input"))
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def describe(exc: ValidationError, path: Path) -> str:
+    lines = [f"{path}: invalid configuration"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  key '{key}': got {_value(err)}; expected {_expected(err)}")
+    return "\n".join(lines)
+
+
+def validate(model: type[M], data: Any, path: Path, context: dict | None = None) -> M:
+    if data is None:
+        raise ConfigError(f"{path}: file is empty; expected a mapping of settings")
+    try:
+        return model.model_validate(data, context=context)
+    except ValidationError as exc:
+        raise ConfigError(describe(exc, path)) from None
+
+
+def load(model: type[M], path: Path, context: dict | None = None) -> M:
+    return validate(model, read_yaml(path), path, context)

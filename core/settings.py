@@ -1,0 +1,174 @@
+"""Deployment settings (config/settings.yaml) and the one place that reads the environment.
+
+`load_config()` validates every config file at start-up and returns a frozen `Config`; a bad file raises
+ConfigError naming the file, the key, the value and what was expected.
+"""
+import os
+import zoneinfo
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SETTINGS = ROOT / "config" / "settings.yaml"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Names(Strict):
+    en: str = Field(min_length=1)
+    zh: str = Field(min_length=1)
+
+
+def check_timezone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError("an IANA timezone name such as 'Asia/Shanghai' or 'America/New_York'") from None
+    return value
+
+
+class LatLon(Strict):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class MapView(Strict):
+    center: LatLon
+    zoom: float = Field(ge=0, le=20)
+
+
+class Boundary(Strict):
+    path: Path
+    id: str = Field(min_length=1, description="property holding the unit's id")
+    name_en: str | None = None
+    name_zh: str | None = None
+    parent: str | None = Field(None, description="property holding the parent unit's id, if the file has it")
+
+
+class City(Strict):
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    name: Names
+    timezone: str
+    map: MapView
+    boundaries: dict[Literal["city", "district", "street", "grid"], Boundary]
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v):
+        return check_timezone(v)
+
+    @field_validator("boundaries")
+    @classmethod
+    def _needs_districts(cls, v):
+        if "district" not in v:
+            raise ValueError("a 'district' boundary file (city, street and grid are optional)")
+        return v
+
+
+class Warehouse(Strict):
+    dir: Path
+    keep_generations: int = Field(3, ge=2, le=100)
+
+
+class Language(Strict):
+    default: Literal["en", "zh"] = "en"
+    available: list[Literal["en", "zh"]] = ["en", "zh"]
+
+    @model_validator(mode="after")
+    def _default_available(self):
+        if self.default not in self.available:
+            raise ValueError(f"default language {self.default!r} to be one of available {self.available}")
+        return self
+
+
+class Cache(Strict):
+    type: Literal["simple", "filesystem", "redis", "null"] = "simple"
+    timeout_seconds: int = Field(300, ge=0)
+    threshold: int = Field(100_000, ge=1000)
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    dir: Path = Path("var/cache")
+
+
+class Clock(Strict):
+    as_of: datetime | None = None
+
+    @field_validator("as_of")
+    @classmethod
+    def _aware(cls, v):
+        if v is not None and v.tzinfo is None:
+            raise ValueError("a timestamp with a UTC offset, e.g. '2026-11-20T15:00:00+08:00'")
+        return v
+
+
+class Dashboard(Strict):
+    refresh_seconds: int = Field(60, ge=5, le=3600)
+    host: str = "127.0.0.1"
+    port: int = Field(8050, ge=1, le=65535)
+
+
+class Etl(Strict):
+    schedule_seconds: int = Field(300, ge=5)
+    pii_key_env: str = "CITYOPS_PII_KEY"
+    chunk_rows: int = Field(250_000, ge=1000)
+
+
+class Settings(Strict):
+    city: City
+    data_dir: Path
+    warehouse: Warehouse
+    language: Language = Language()
+    cache: Cache = Cache()
+    clock: Clock = Clock()
+    dashboard: Dashboard = Dashboard()
+    etl: Etl = Etl()
+
+
+class Config:
+    """Everything a process needs, validated together. Paths are absolute."""
+
+    def __init__(self, settings_path: Path, settings: Settings, catalog, feeds, messages):
+        self.settings_path = settings_path
+        self.root = settings_path.parent.parent
+        self.settings = settings
+        self.catalog = catalog
+        self.feeds = feeds
+        self.messages = messages
+
+    def path(self, p: Path) -> Path:
+        return p if p.is_absolute() else (self.root / p)
+
+    @cached_property
+    def data_dir(self) -> Path:
+        return self.path(self.settings.data_dir)
+
+    @cached_property
+    def warehouse_dir(self) -> Path:
+        return self.path(self.settings.warehouse.dir)
+
+    @cached_property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.settings.city.timezone)
+
+    def pii_key(self) -> bytes | None:
+        value = os.environ.get(self.settings.etl.pii_key_env)
+        return value.encode() if value else None
+
+
+def settings_path_from_env() -> Path:
+    return Path(os.environ.get("CITYOPS_CONFIG", DEFAULT_SETTINGS)).resolve()
+
+
+def load_config(settings_path: Path | str | None = None) -> Config:
+    from core import catalog, config_files, feeds, i18n
+
+    path = Path(settings_path).resolve() if settings_path else settings_path_from_env()
+    settings = config_files.load(Settings, path)
+    config_dir = path.parent
+    cat = catalog.load(config_dir)
+    return Config(path, settings, cat, feeds.load_all(config_dir, cat), i18n.load(config_dir, settings.language))

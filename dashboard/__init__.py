@@ -1,0 +1,1 @@
+"""The Dash application: pages read only through query/, never write."""

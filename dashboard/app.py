@@ -1,0 +1,43 @@
+"""The app factory: validated config -> query layer with its cache -> Dash pages and HTTP routes."""
+from pathlib import Path
+
+import dash
+from dash import dcc, html
+from flask_caching import Cache
+
+from core.settings import load_config
+from dashboard import routes
+from query import store
+
+HERE = Path(__file__).resolve().parent
+
+
+def cache_config(config) -> dict:
+    c = config.settings.cache
+    kinds = {"simple": "SimpleCache", "filesystem": "FileSystemCache", "redis": "RedisCache", "null": "NullCache"}
+    out = {"CACHE_TYPE": kinds[c.type], "CACHE_DEFAULT_TIMEOUT": c.timeout_seconds, "CACHE_THRESHOLD": c.threshold}
+    if c.type == "redis":
+        out["CACHE_REDIS_URL"] = c.redis_url
+        out["CACHE_KEY_PREFIX"] = f"cityops:{config.settings.city.id}:"
+    if c.type == "filesystem":
+        out["CACHE_DIR"] = str(config.path(c.dir))
+    return out
+
+
+def create_app(config=None) -> dash.Dash:
+    config = config or load_config()
+    app = dash.Dash(
+        __name__,
+        use_pages=True,
+        pages_folder=str(HERE / "pages"),
+        assets_folder=str(HERE / "assets"),
+        serve_locally=True,             # every script from this server: no CDN on a closed network
+        title=config.messages.t(config.settings.language.default, "app.title"),
+        update_title=None,
+        suppress_callback_exceptions=True,
+    )
+    cache = Cache(app.server, config=cache_config(config))
+    store.init(config, cache)
+    app.layout = html.Div([dcc.Location(id="url"), dash.page_container], className="app-root")
+    routes.register(app.server, config)
+    return app

@@ -1,0 +1,75 @@
+"""python -m etl <command>: load feeds into the warehouse and inspect what happened."""
+import argparse
+import sys
+from pathlib import Path
+
+from core.errors import ConfigError, FeedError
+from core.settings import load_config
+from core.warehouse import WarehouseBusy
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m etl", description=__doc__)
+    parser.add_argument("--config", help="settings.yaml (default: $CITYOPS_CONFIG or config/settings.yaml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("load-all", help="load every pending file of every feed, then publish")
+    p.add_argument("--force", action="store_true", help="reload files already loaded (still idempotent)")
+    p = sub.add_parser("load", help="load one file of one feed, then publish")
+    p.add_argument("--feed", required=True)
+    p.add_argument("file", type=Path)
+    p.add_argument("--force", action="store_true")
+    p = sub.add_parser("runs", help="show the run log")
+    p.add_argument("--limit", type=int, default=20)
+    p = sub.add_parser("quarantine", help="show quarantined records")
+    p.add_argument("--feed")
+    p.add_argument("--limit", type=int, default=20)
+    sub.add_parser("watch", help="the scheduler: load new files every etl.schedule_seconds")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+        return COMMANDS[args.command](config, args)
+    except (ConfigError, FeedError, WarehouseBusy) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _load_all(config, args) -> int:
+    from etl import jobs, pipeline
+    outcomes = jobs.load_all(config, force=args.force, progress=pipeline.progress_printer())
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
+def _load(config, args) -> int:
+    from etl import jobs, pipeline
+    if args.feed not in config.feeds:
+        print(f"error: unknown feed {args.feed!r}; expected one of {sorted(config.feeds)}", file=sys.stderr)
+        return 2
+    if not args.file.is_file():
+        print(f"error: {args.file}: no such file", file=sys.stderr)
+        return 2
+    outcome = jobs.load_one(config, args.feed, args.file.resolve(), args.force, pipeline.progress_printer())
+    return 1 if outcome.status == "failed" else 0
+
+
+def _runs(config, args) -> int:
+    from etl import runlog
+    print(runlog.runs(config, args.limit).to_string(index=False))
+    return 0
+
+
+def _quarantine(config, args) -> int:
+    from etl import runlog
+    print(runlog.quarantine(config, args.feed, args.limit).to_string(index=False))
+    return 0
+
+
+def _watch(config, args) -> int:
+    from etl import scheduler
+    scheduler.run_forever(config)
+    return 0
+
+
+COMMANDS = {"load-all": _load_all, "load": _load, "runs": _runs, "quarantine": _quarantine, "watch": _watch}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""One file through the pipeline: extract -> map -> validate -> mask -> locate -> merge, in one transaction,
+then publish. A load killed at any point leaves the last published generation untouched and the writer
+database as it was before the load (DuckDB rolls back the open transaction)."""
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+
+from core import clock, warehouse
+from core.schema import ENTITIES
+from etl import extract, mask, merge, transform, validate
+from etl.keys import pii_key
+
+
+@dataclass
+class Outcome:
+    feed_id: str
+    file: str
+    run_id: int | None = None
+    status: str = "ok"
+    counts: dict = field(default_factory=lambda: dict(read=0, inserted=0, updated=0, merged=0, quarantined=0))
+    seconds: float = 0.0
+    error: str | None = None
+
+    def line(self) -> str:
+        c = self.counts
+        return (f"{self.feed_id:<18} {Path(self.file).name:<32} {self.status:<9} read={c['read']:,} "
+                f"inserted={c['inserted']:,} updated={c['updated']:,} merged={c['merged']:,} "
+                f"quarantined={c['quarantined']:,} in {self.seconds:.1f}s" + (f"  {self.error}" if self.error else ""))
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def already_loaded(con, feed_id: str, sha: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM etl_run WHERE feed_id = ? AND file_sha256 = ? AND status = 'ok'",
+                            [feed_id, sha]).fetchall()[0][0])
+
+
+def mark_abandoned(con) -> None:
+    """Runs left 'running' by a process that no longer exists were killed: record that."""
+    for run_id, pid in con.execute("SELECT run_id, pid FROM etl_run WHERE status = 'running'").fetchall():
+        if pid is None or not _alive(pid):
+            con.execute("UPDATE etl_run SET status = 'aborted', error = 'process ended before commit' "
+                        "WHERE run_id = ?", [run_id])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def load_file(con, config, feed, path: Path, locator, force: bool = False, progress=None) -> Outcome:
+    outcome = Outcome(feed.id, str(path))
+    sha = file_sha256(path)
+    if not force and already_loaded(con, feed.id, sha):
+        outcome.status = "unchanged"
+        return outcome
+    started = time.monotonic()
+    outcome.run_id = con.execute("SELECT nextval('etl_run_seq')").fetchall()[0][0]
+    con.execute("INSERT INTO etl_run (run_id, feed_id, file, file_sha256, started_at, status, pid) "
+                "VALUES (?, ?, ?, ?, now(), 'running', ?)", [outcome.run_id, feed.id, str(path), sha, os.getpid()])
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM etl_quarantine WHERE feed_id = ? AND file = ?", [feed.id, str(path)])
+        context = validate.Context(clock.now(config), locator, config.catalog, con)
+        key = pii_key(config)
+        size = path.stat().st_size
+        for raw in extract.read(path, feed.source, config.settings.etl.chunk_rows):
+            _process_chunk(con, config, feed, path, raw, context, key, outcome)
+            if progress:
+                progress(outcome, time.monotonic() - started, size)
+        outcome.seconds = time.monotonic() - started
+        c = outcome.counts
+        con.execute("UPDATE etl_run SET status = 'ok', finished_at = now(), rows_read = ?, rows_inserted = ?, "
+                    "rows_updated = ?, rows_merged = ?, rows_quarantined = ?, duration_s = ? WHERE run_id = ?",
+                    [c["read"], c["inserted"], c["updated"], c["merged"], c["quarantined"], outcome.seconds,
+                     outcome.run_id])
+        con.execute("COMMIT")
+    except Exception as exc:
+        con.execute("ROLLBACK")
+        outcome.status, outcome.error = "failed", str(exc)
+        outcome.seconds = time.monotonic() - started
+        con.execute("UPDATE etl_run SET status = 'failed', finished_at = now(), error = ?, duration_s = ? "
+                    "WHERE run_id = ?", [str(exc), outcome.seconds, outcome.run_id])
+        raise
+    return outcome
+
+
+def _process_chunk(con, config, feed, path, raw, context, key, outcome):
+    if outcome.counts["read"] == 0:
+        transform.check_columns(raw, feed, path)
+    raw = raw.reset_index(drop=True)
+    reasons = transform.Reasons(len(raw))
+    reasons.add(raw["_error"].notna(), raw["_error"])
+    frame = transform.to_canonical(raw, feed, config.catalog, feed.source.timezone, reasons)
+    validate.check(frame, feed.entity, context, reasons)
+    failed = reasons.failed()
+    _quarantine(con, feed, path, raw[failed], reasons.values[failed], key, outcome.run_id)
+    good = frame[~failed.to_numpy()].reset_index(drop=True)
+    good = mask.apply(good, feed.personal, key)
+    good = _derive(good, feed, config, context.locator)
+    good["feed_id"], good["run_id"] = feed.id, outcome.run_id
+    counts = merge.merge(con, good, feed.entity)
+    c = outcome.counts
+    c["read"] += len(raw)
+    c["quarantined"] += int(failed.sum())
+    for name, value in counts.items():
+        c[name] += value
+
+
+def _derive(frame: pd.DataFrame, feed, config, locator) -> pd.DataFrame:
+    entity = ENTITIES[feed.entity]
+    if feed.entity == "incidents":
+        frame["incident_id"] = feed.id + ":" + frame["source_key"].astype(str)
+        sla = frame["category"].map({k: c.sla_hours for k, c in config.catalog.categories.items()})
+        default_due = frame["created_at"] + pd.to_timedelta(sla, unit="h")
+        frame["due_at"] = frame["due_at"].fillna(default_due) if "due_at" in frame else default_due
+        if "department" not in frame or frame["department"].isna().any():
+            fallback = frame["category"].map({k: c.department for k, c in config.catalog.categories.items()})
+            frame["department"] = frame.get("department", fallback).fillna(fallback)
+    if feed.entity == "service_cases" and "decided_at" in frame and "deadline_at" in frame:
+        frame["within_deadline"] = (frame["decided_at"] <= frame["deadline_at"]).where(frame["decided_at"].notna())
+    if entity.located and "lat" in frame:
+        lat, lon = frame["lat"].to_numpy(float), frame["lon"].to_numpy(float)
+        frame = pd.concat([frame, locator.assign(lat, lon), _h3(lat, lon)], axis=1)
+    return frame
+
+
+def _h3(lat, lon):
+    from geo.locate import h3_cells
+    return h3_cells(lat, lon)
+
+
+def _quarantine(con, feed, path, raw, reasons, key, run_id):
+    if raw.empty:
+        return
+    fields = [c for c in raw.columns if not c.startswith("_")]
+    records = raw[fields].astype(object).where(raw[fields].notna(), None).to_dict("records")
+    key_sources = [feed.spec(k).source for k in feed.key]
+    rows = pd.DataFrame({
+        "run_id": run_id, "feed_id": feed.id, "file": str(path),
+        "line": raw["_line"].to_numpy(),
+        "record_key": ["|".join(str(r.get(s) or "") for s in key_sources) for r in records],
+        "reason": reasons.to_numpy(),
+        "raw_json": [json.dumps(mask.raw_record(r, feed, key), ensure_ascii=False) for r in records],
+    })
+    con.register("quarantined", rows)
+    try:
+        con.execute("INSERT INTO etl_quarantine SELECT * FROM quarantined")
+    finally:
+        con.unregister("quarantined")
+
+
+def progress_printer(stream=sys.stderr):
+    """rows, rows/s and ETA (from bytes) on one updating line."""
+    if not stream.isatty():
+        return None
+
+    def report(outcome: Outcome, elapsed: float, size: int):
+        rate = outcome.counts["read"] / elapsed if elapsed else 0
+        stream.write(f"\r\033[K  {outcome.feed_id}: {outcome.counts['read']:,} rows, {rate:,.0f} rows/s\r")
+        stream.flush()
+    return report

@@ -1,0 +1,109 @@
+"""Record checks after mapping: the rules a canonical record must satisfy to enter the warehouse."""
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from core.schema import ENTITIES
+from etl.transform import Reasons
+
+FUTURE_TOLERANCE = timedelta(minutes=10)    # clocks of source systems drift a little
+
+
+def check(frame: pd.DataFrame, entity_name: str, context, reasons: Reasons) -> None:
+    entity = ENTITIES[entity_name]
+    for column in entity.columns:
+        if column.required and column.name in frame.columns:
+            reasons.add(frame[column.name].isna(), f"missing {column.name}")
+    horizon = pd.Timestamp(context.now + FUTURE_TOLERANCE)
+    for column in entity.columns:
+        if column.type == "timestamp" and column.name in frame.columns and column.name != "due_at" \
+                and column.name != "deadline_at":
+            reasons.add(frame[column.name] > horizon, f"{column.name} in the future")
+    RULES[entity_name](frame, context, reasons)
+    if entity.located:
+        _coordinates(frame, context.locator, reasons)
+
+
+def _incidents(frame, context, reasons):
+    created = frame["created_at"]
+    for later in ("dispatched_at", "closed_at"):
+        if later in frame.columns:
+            reasons.add(frame[later] < created, f"{later.removesuffix('_at')} before created")
+    if "satisfaction" in frame.columns:
+        s = frame["satisfaction"]
+        reasons.add(s.notna() & ((s < 1) | (s > 5)), "satisfaction outside 1-5")
+    statuses = {"received", "dispatched", "in_progress", "closed"}
+    reasons.add(frame["status"].notna() & ~frame["status"].isin(statuses),
+                "unknown status '" + frame["status"].fillna("").astype(str) + "'")
+
+
+def _service_cases(frame, context, reasons):
+    if "decided_at" in frame.columns:
+        reasons.add(frame["decided_at"] < frame["submitted_at"], "decided before submitted")
+    reasons.add(frame["channel"].notna() & ~frame["channel"].isin(["online", "offline"]),
+                "unknown channel '" + frame["channel"].fillna("").astype(str) + "' (expected online or offline)")
+
+
+def _sensors(frame, context, reasons):
+    metrics = context.catalog.thresholds.metrics
+    reasons.add(frame["metric"].notna() & ~frame["metric"].isin(list(metrics)),
+                "unknown metric '" + frame["metric"].fillna("").astype(str) + "'")
+
+
+def _readings(frame, context, reasons):
+    known = frame["sensor_id"].isin(context.known_sensors())
+    reasons.add(frame["sensor_id"].notna() & ~known,
+                "unknown sensor '" + frame["sensor_id"].fillna("").astype(str) + "'")
+    ok = frame["status"].fillna("ok").eq("ok") if "status" in frame.columns else pd.Series(True, index=frame.index)
+    low, high = context.valid_range(frame["sensor_id"])
+    value = frame["value"]
+    reasons.add(ok & value.isna(), "missing value for a reading with status ok")
+    reasons.add(ok & ((value < low) | (value > high)), "value outside the metric's valid range")
+
+
+def _coordinates(frame, locator, reasons):
+    if "lat" not in frame.columns or "lon" not in frame.columns:
+        return
+    lat, lon = frame["lat"].to_numpy(float), frame["lon"].to_numpy(float)
+    has_lat, has_lon = ~np.isnan(lat), ~np.isnan(lon)
+    reasons.add(has_lat ^ has_lon, "only one of latitude and longitude given")
+    both = has_lat & has_lon
+    in_range = both & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
+    inside = np.zeros(len(lat), dtype=bool)
+    inside[in_range] = locator.inside_city(lat[in_range], lon[in_range])
+    swapped = np.zeros(len(lat), dtype=bool)
+    flip = both & ~inside & (np.abs(lon) <= 90)
+    swapped[flip] = locator.inside_city(lon[flip], lat[flip])
+    reasons.add(swapped, "coordinates swapped (latitude and longitude exchanged)")
+    reasons.add(both & ~inside, "coordinates outside the city")
+
+
+RULES = {"incidents": _incidents, "service_cases": _service_cases, "sensors": _sensors,
+         "sensor_readings": _readings}
+
+
+class Context:
+    """What validation needs to know beyond the record: now, the city outline, known sensors, thresholds."""
+
+    def __init__(self, now: datetime, locator, catalog, con):
+        self.now = now
+        self.locator = locator
+        self.catalog = catalog
+        self._con = con
+        self._sensors = None
+
+    def _sensor_table(self) -> pd.DataFrame:
+        if self._sensors is None:
+            self._sensors = self._con.execute("SELECT sensor_id, metric FROM dim_sensor").df()
+        return self._sensors
+
+    def known_sensors(self) -> list[str]:
+        return self._sensor_table()["sensor_id"].tolist()
+
+    def valid_range(self, sensor_ids: pd.Series) -> tuple[pd.Series, pd.Series]:
+        metrics = self.catalog.thresholds.metrics
+        metric = sensor_ids.map(dict(zip(self._sensor_table()["sensor_id"], self._sensor_table()["metric"])))
+        low = metric.map({k: m.valid[0] for k, m in metrics.items()}).astype(float).fillna(-np.inf)
+        high = metric.map({k: m.valid[1] for k, m in metrics.items()}).astype(float).fillna(np.inf)
+        return low, high

@@ -1,0 +1,55 @@
+"""The reader and the cache behind every query. Results are cached per published generation: a new
+generation changes every key, so a load never leaves a stale figure behind."""
+import functools
+import hashlib
+import threading
+from datetime import datetime
+
+from core.warehouse import Reader
+
+_state = threading.local()
+_shared: dict = {}
+
+
+def init(config, cache=None) -> None:
+    _shared["config"] = config
+    _shared["reader"] = Reader(config.warehouse_dir, config.settings.city.timezone)
+    _shared["cache"] = cache
+
+
+def config():
+    return _shared["config"]
+
+
+def reader() -> Reader:
+    return _shared["reader"]
+
+
+def cached(fn):
+    """Memoize on (function, generation, arguments) in the configured flask-caching backend."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        cache = _shared.get("cache")
+        generation = reader().current()
+        if cache is None or generation is None:
+            return fn(*args, **kwargs)
+        raw = repr((fn.__module__, fn.__qualname__, generation, args, sorted(kwargs.items())))
+        key = "q:" + hashlib.sha1(raw.encode()).hexdigest()
+        value = cache.get(key)
+        if value is None:
+            value = fn(*args, **kwargs)
+            cache.set(key, value)
+        return value
+    return wrapper
+
+
+def scope_clause(scope: tuple[str, ...] | None, column: str = "district_id") -> tuple[str, list]:
+    """SQL condition and parameters restricting rows to a scope (None = the whole city)."""
+    if scope is None:
+        return "true", []
+    return f"{column} IN (SELECT unnest(?::VARCHAR[]))", [list(scope)]
+
+
+def minute(ts: datetime) -> datetime:
+    """Queries relative to now are cached per minute."""
+    return ts.replace(second=0, microsecond=0)

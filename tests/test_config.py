@@ -1,0 +1,121 @@
+"""Config validation: a bad file stops start-up with the file, the key, the value and what was expected."""
+import os
+
+import pytest
+import yaml
+
+from core.errors import ConfigError
+from core.settings import load_config
+from tests.conftest import edit_yaml, run
+
+
+def test_shipped_config_is_valid():
+    config = load_config()
+    assert config.settings.city.timezone == "Asia/Shanghai"
+    assert set(config.feeds) >= {"hotline_12345", "open311", "sensors", "sensor_readings", "service_cases"}
+    assert config.messages.t("zh", "tile.open") == "未办结"
+
+
+def _error(settings_path) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(settings_path)
+    return str(info.value)
+
+
+def test_bad_enum_names_file_key_value_and_choices(config_copy):
+    edit_yaml(config_copy, lambda d: d["cache"].update(type="memcache"))
+    message = _error(config_copy)
+    assert str(config_copy) in message
+    assert "key 'cache.type'" in message and "'memcache'" in message
+    assert "'simple'" in message and "'redis'" in message
+
+
+def test_bad_timezone(config_copy):
+    edit_yaml(config_copy, lambda d: d["city"].update(timezone="Mars/Olympus"))
+    message = _error(config_copy)
+    assert "key 'city.timezone'" in message and "'Mars/Olympus'" in message and "IANA" in message
+
+
+def test_missing_key_is_reported_as_missing(config_copy):
+    edit_yaml(config_copy, lambda d: d.pop("warehouse"))
+    message = _error(config_copy)
+    assert "key 'warehouse'" in message and "missing" in message
+
+
+def test_unknown_key_is_refused(config_copy):
+    edit_yaml(config_copy, lambda d: d["dashboard"].update(refresh_secs=10))
+    message = _error(config_copy)
+    assert "key 'dashboard.refresh_secs'" in message
+
+
+def test_out_of_range_number(config_copy):
+    edit_yaml(config_copy, lambda d: d["dashboard"].update(port=70000))
+    message = _error(config_copy)
+    assert "key 'dashboard.port'" in message and "70000" in message and "65535" in message
+
+
+def test_naive_as_of_is_refused(config_copy):
+    edit_yaml(config_copy, lambda d: d["clock"].update(as_of="2026-11-20T15:00:00"))
+    assert "key 'clock.as_of'" in _error(config_copy)
+
+
+def test_yaml_syntax_error_names_line(config_copy):
+    config_copy.write_text(config_copy.read_text() + "\ncache: [unclosed\n")
+    message = _error(config_copy)
+    assert str(config_copy) in message and "not valid YAML" in message and "line" in message
+
+
+def test_feed_mapping_to_unknown_canonical_field(config_copy):
+    feed = config_copy.parent / "feeds" / "hotline_12345.yaml"
+    edit_yaml(feed, lambda d: d["fields"].update(caller_name="caller_name"))
+    message = _error(config_copy)
+    assert str(feed) in message and "key 'fields.caller_name'" in message and "canonical incidents field" in message
+
+
+def test_feed_missing_required_mapping(config_copy):
+    feed = config_copy.parent / "feeds" / "open311.yaml"
+    edit_yaml(feed, lambda d: d["fields"].pop("category"))
+    message = _error(config_copy)
+    assert str(feed) in message and "key 'fields.category'" in message and "required" in message
+
+
+def test_feed_bad_encoding_and_format(config_copy):
+    feed = config_copy.parent / "feeds" / "service_cases.yaml"
+    edit_yaml(feed, lambda d: d["source"].update(encoding="klingon", format="xml"))
+    message = _error(config_copy)
+    assert "key 'source.format'" in message and "'xml'" in message
+    assert "key 'source.encoding'" in message and "'klingon'" in message
+
+
+def test_category_with_unknown_department(config_copy):
+    path = config_copy.parent / "categories.yaml"
+    edit_yaml(path, lambda d: d["categories"]["noise"].update(department="NOPE"))
+    message = _error(config_copy)
+    assert str(path) in message and "categories.noise.department" in message and "'NOPE'" in message
+
+
+def test_message_catalogues_must_match(config_copy):
+    path = config_copy.parent / "i18n" / "zh.yaml"
+    edit_yaml(path, lambda d: d.pop("tile.open"))
+    message = _error(config_copy)
+    assert str(path) in message and "key 'tile.open'" in message and "missing" in message
+
+
+def test_threshold_alarm_must_be_worse_than_warning(config_copy):
+    path = config_copy.parent / "thresholds.yaml"
+    edit_yaml(path, lambda d: d["metrics"]["speed_kmh"].update(alarm=40))
+    assert "metrics.speed_kmh" in _error(config_copy)
+
+
+def test_dashboard_start_up_fails_cleanly_on_bad_config(config_copy):
+    edit_yaml(config_copy, lambda d: d["language"].update(default="fr"))
+    result = run("-m", "dashboard", env={**os.environ, "CITYOPS_CONFIG": str(config_copy)}, check=False, timeout=60)
+    assert result.returncode == 2
+    assert "key 'language.default'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_etl_start_up_fails_cleanly_on_bad_config(config_copy):
+    edit_yaml(config_copy, lambda d: d["city"]["map"].update(zoom="far"))
+    result = run("-m", "etl", "--config", str(config_copy), "runs", check=False, timeout=60)
+    assert result.returncode == 2
+    assert "key 'city.map.zoom'" in result.stderr and "Traceback" not in result.stderr
