@@ -123,6 +123,7 @@ class Reader:
         self.generation: str | None = None
 
     def _refresh(self) -> None:
+        """Point the views at the current generation (only when a query runs: a cache hit needs no files)."""
         generation = current_generation(self.warehouse_dir)
         if generation == self.generation:
             return
@@ -136,27 +137,22 @@ class Reader:
             self.generation = generation
 
     def current(self) -> str | None:
-        """The generation a query would read now (None before the first publish)."""
-        self._refresh()
-        return self.generation
+        """The generation a query would read now (None before the first publish): one small file read."""
+        return current_generation(self.warehouse_dir)
 
     def df(self, sql: str, params: list | dict | None = None) -> pd.DataFrame:
-        self._refresh()
-        if self.generation is None:
-            raise NoData("nothing has been published yet")
-        cursor = self._con.cursor()
-        try:
-            return cursor.execute(sql, params or []).df()
-        finally:
-            cursor.close()
+        return self._run(sql, params, lambda result: result.df())
 
     def rows(self, sql: str, params: list | dict | None = None) -> list[tuple]:
-        self._refresh()
-        if self.generation is None:
+        return self._run(sql, params, lambda result: result.fetchall())
+
+    def _run(self, sql, params, fetch):
+        if self.current() is None:
             raise NoData("nothing has been published yet")
+        self._refresh()
         cursor = self._con.cursor()
         try:
-            return cursor.execute(sql, params or []).fetchall()
+            return fetch(cursor.execute(sql, params or []))
         finally:
             cursor.close()
 

@@ -3,13 +3,32 @@
 import json
 
 
+
 def outlines_layer(geojson_strings: list[str], color: str, width: float) -> dict:
     features = [{"type": "Feature", "properties": {}, "geometry": json.loads(g)} for g in geojson_strings if g]
     return {"sourcetype": "geojson", "source": {"type": "FeatureCollection", "features": features},
             "type": "line", "color": color, "line": {"width": width}, "below": "traces"}
 
 
+def bounds(geojson_strings: list[str]) -> tuple[float, float, float, float] | None:
+    """(west, south, east, north) of every coordinate in the geometries, None when there are none."""
+    xs, ys = [], []
+
+    def walk(coords):
+        if coords and isinstance(coords[0], (int, float)):
+            xs.append(coords[0])
+            ys.append(coords[1])
+        else:
+            for c in coords:
+                walk(c)
+    for g in geojson_strings:
+        if g:
+            walk(json.loads(g)["coordinates"])
+    return (min(xs), min(ys), max(xs), max(ys)) if xs else None
+
+
 def map_layout(view, layers: list[dict], background: str) -> dict:
+    """Layout of a map subplot at the configured view; the browser then fits it to the city (assets/maps.js)."""
     return {
         "map": {"style": "white-bg", "center": {"lat": view.center.lat, "lon": view.center.lon},
                 "zoom": view.zoom, "layers": layers},

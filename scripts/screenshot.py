@@ -22,7 +22,8 @@ def shoot(base: str, pages: list[str], sizes: list[str], langs: list[str], out: 
                     page = browser.new_page(viewport={"width": width, "height": height})
                     page.goto(f"{base}{path}?lang={lang}")
                     page.wait_for_selector(".maplibregl-canvas", timeout=60_000)
-                    page.wait_for_timeout(2500)      # let MapLibre finish drawing
+                    page.wait_for_selector("[data-fitted='1']", timeout=60_000)   # maps fitted to the city
+                    page.wait_for_timeout(1500)      # let MapLibre finish drawing
                     name = (path.strip("/") or "overview").replace("/", "_")
                     target = out / f"{name}-{lang}-{width}x{height}.png"
                     page.screenshot(path=str(target))

@@ -9,6 +9,7 @@ import urllib.request
 from datetime import datetime
 from urllib.parse import urlparse
 
+import geopandas
 import pytest
 
 from tests import expected
@@ -57,6 +58,11 @@ def test_overview_tiles_match_feed_files_and_nothing_leaves_the_machine(server, 
         got = _page_values(page)
         assert label in page.inner_text(".tiles")
         assert page.get_attribute(".frame", "lang") == lang
+        page.wait_for_selector("#district-map [data-fitted='1']", timeout=30_000)
+        fit = page.evaluate("""() => {
+            const gd = document.querySelector('#district-map .js-plotly-plot');
+            const b = gd._fullLayout.map._subplot.map.getBounds();
+            return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()]; }""")
         drawn = page.evaluate("""() => {
             const gd = document.querySelector('#district-map .js-plotly-plot');
             return gd && gd.data ? gd.data[0].locations.length : 0; }""")
@@ -67,6 +73,9 @@ def test_overview_tiles_match_feed_files_and_nothing_leaves_the_machine(server, 
         else:
             assert got[name] == pytest.approx(want[name], abs=0.051), (name, got, want)
     assert drawn == 12, "every district should be shaded"
+    west, south, east, north = geopandas.read_file(city / "boundaries" / "districts.geojson").total_bounds
+    assert fit[0] <= west and fit[1] <= south and fit[2] >= east and fit[3] >= north, ("city cut off", fit)
+    assert max((east - west) / (fit[2] - fit[0]), (north - south) / (fit[3] - fit[1])) > 0.8, ("city too small", fit)
     outside = [u for u in requests if not _local(u)]
     assert not outside, f"requests left the machine: {outside[:5]}"
 

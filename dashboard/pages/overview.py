@@ -1,7 +1,7 @@
 """The city overview at `/`: KPI tiles and open incidents by district, refreshed on a timer."""
 import dash
 import plotly.graph_objects as go
-from dash import Input, Output, State, callback, dcc, html
+from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, dcc, html
 
 from dashboard import shell
 from dashboard.shell import t
@@ -31,6 +31,8 @@ def layout(lang=None, **_):
                       config={"displayModeBar": False, "scrollZoom": True}),
         ], className="panel map-panel"),
         dcc.Interval(id="overview-refresh", interval=refresh),
+        dcc.Store(id="district-map-bounds", data=city_bounds()),
+        dcc.Store(id="district-map-fitted"),
         dcc.Store(id="overview-lang", data=lang),
     ], className="overview")
     return shell.frame(lang, "/", body, status=status_line(lang))
@@ -69,6 +71,16 @@ def district_map(lang: str) -> go.Figure:
     figure = go.Figure(trace, layout=basemap.map_layout(view, [streets], "rgba(0,0,0,0)"))
     figure.update_layout(font={"family": "Noto Sans CJK SC, Noto Sans, sans-serif", "size": 16})
     return figure
+
+
+def city_bounds():
+    if not overview.has_data():
+        return None
+    return basemap.bounds([r["geojson"] for r in overview.open_by_district()])
+
+
+clientside_callback(ClientsideFunction("cityops", "fitMap"), Output("district-map-fitted", "data"),
+                    Input("district-map-bounds", "data"), State("district-map", "id"))
 
 
 @callback(Output("tiles", "children"), Output("district-map", "figure"),
