@@ -69,7 +69,11 @@ def publish(con: duckdb.DuckDBPyConnection, warehouse_dir: Path, keep: int = 3) 
     root = _published_dir(warehouse_dir)
     root.mkdir(parents=True, exist_ok=True)
     previous = current_generation(warehouse_dir)
-    number = int(previous.split("-")[1]) + 1 if previous else 1
+    # Number past every generation on disk, not just the current one: a publish killed between renaming its
+    # generation into place and flipping CURRENT leaves a complete gen-N that never became current, and renaming
+    # onto it would fail (directory not empty) on every later publish.
+    numbers = [int(p.name.split("-")[1]) for p in root.glob("gen-*") if p.is_dir()]
+    number = max([*numbers, int(previous.split("-")[1]) if previous else 0]) + 1
     name = f"gen-{number:06d}"
     staging = root / f".{name}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
@@ -79,7 +83,7 @@ def publish(con: duckdb.DuckDBPyConnection, warehouse_dir: Path, keep: int = 3) 
         con.execute(f"COPY (SELECT * FROM {table}) TO '{_sql_path(staging / table)}.parquet' "
                     "(FORMAT parquet, COMPRESSION zstd)")
         counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-    manifest = {"generation": name, "published_at": time.time(), "rows": counts}
+    manifest = {"generation": name, "published_at": time.time(), "rows": counts, "last_load": _last_load(con)}
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=1))
     _fsync_dir(staging)
     os.rename(staging, root / name)
@@ -89,6 +93,26 @@ def publish(con: duckdb.DuckDBPyConnection, warehouse_dir: Path, keep: int = 3) 
     _fsync_dir(root)
     _collect_garbage(root, name, keep)
     return name
+
+
+def _last_load(con: duckdb.DuckDBPyConnection) -> int:
+    return con.execute("SELECT coalesce(max(run_id), 0) FROM etl_run WHERE status = 'ok'").fetchall()[0][0]
+
+
+def unpublished(con: duckdb.DuckDBPyConnection, warehouse_dir: Path) -> bool:
+    """True when the writer holds committed loads that the current generation does not show.
+
+    Each file's load commits on its own and publishing comes after: a load killed in between (or during the
+    publish) leaves its files committed and recorded 'ok', so the next run skips them and must still publish.
+    The generation's manifest records the last committed load it contains."""
+    generation = current_generation(warehouse_dir)
+    if generation is None:
+        return True
+    try:
+        manifest = json.loads((_published_dir(warehouse_dir) / generation / "manifest.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return True
+    return manifest.get("last_load", -1) < _last_load(con)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -131,9 +155,16 @@ class Reader:
             if generation == self.generation:
                 return
             gen_dir = _published_dir(self.warehouse_dir) / generation
-            for table in PUBLISHED_TABLES:
-                path = _sql_path(gen_dir / f"{table}.parquet")
-                self._con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{path}')")
+            # One transaction: a query on another cursor sees all views of one generation, never a mix.
+            self._con.execute("BEGIN TRANSACTION")
+            try:
+                for table in PUBLISHED_TABLES:
+                    path = _sql_path(gen_dir / f"{table}.parquet")
+                    self._con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{path}')")
+                self._con.execute("COMMIT")
+            except Exception:
+                self._con.execute("ROLLBACK")
+                raise
             self.generation = generation
 
     def current(self) -> str | None:

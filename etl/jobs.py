@@ -42,8 +42,7 @@ def load_all(config, force: bool = False, progress=None, report=print) -> list[p
                 outcome = _load_one(session, feed, path, force, progress)
                 outcomes.append(outcome)
                 report(outcome.line())
-        if changed or any(o.status == "ok" for o in outcomes) or warehouse.current_generation(
-                config.warehouse_dir) is None:
+        if warehouse.unpublished(con, config.warehouse_dir):   # not only this run's loads: see unpublished()
             report(f"published {session.publish()}")
     return outcomes
 
@@ -57,7 +56,7 @@ def load_one(config, feed_id: str, path: Path, force: bool = False, progress=Non
             report("boundaries loaded")
         outcome = _load_one(session, feed, path, force, progress)
         report(outcome.line())
-        if outcome.status == "ok":
+        if warehouse.unpublished(con, config.warehouse_dir):
             report(f"published {session.publish()}")
     return outcome
 
