@@ -4,20 +4,47 @@ import codecs
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from core import config_files
 from core.errors import ConfigError
 from core.schema import ENTITIES
-from core.settings import Names, Strict, check_timezone
+from core.settings import LatLon, Names, Strict, check_timezone
 
 NAMED_MAPS = ("categories", "departments")
 
 
 class FieldSpec(Strict):
-    source: str = Field(alias="from", min_length=1)
+    source: str | list[str] | None = Field(None, alias="from", description="the source field, or several whose "
+                                           "values are joined with 'join' (e.g. year, month, day, hour columns)")
+    join: str = Field(" ", description="separator between the values of several source fields")
+    value: str | None = Field(None, description="a constant for every record, instead of 'from'")
     format: str | None = Field(None, description="strptime format for timestamps; ISO 8601 when absent")
     map: dict[str, str] | Literal["categories", "departments"] | None = None
+    null_if: list[str] = Field([], description="source values that mean 'none given' (e.g. 'N/A', 'No Q')")
+    unmapped: str | None = Field(None, description="with 'map': the value for source values the map does not "
+                                 "list; when absent such records are quarantined ('unknown <field>')")
+
+    @field_validator("source")
+    @classmethod
+    def _names(cls, v):
+        if v is not None and (v == "" or v == [] or (isinstance(v, list) and not all(v))):
+            raise ValueError("a source field name, or a non-empty list of them")
+        return v
+
+    @model_validator(mode="after")
+    def _one_origin(self):
+        if (self.source is None) == (self.value is None):
+            raise ValueError("exactly one of 'from' (source field or fields) and 'value' (a constant)")
+        if self.unmapped is not None and self.map is None:
+            raise ValueError("'unmapped' only together with 'map'")
+        return self
+
+    def fields(self) -> list[str]:
+        """The source fields this canonical field is read from (none for a constant)."""
+        if self.source is None:
+            return []
+        return [self.source] if isinstance(self.source, str) else list(self.source)
 
 
 class Source(Strict):
@@ -30,6 +57,9 @@ class Source(Strict):
     records_path: str | None = Field(None, description="JSON: dotted path to the array of records")
     sheet: str | None = Field(None, description="Excel: sheet name")
     expected_every_minutes: int = Field(1440, gt=0)
+    dst: Literal["quarantine", "shift"] = Field("quarantine", description=(
+        "local times a daylight-saving change makes repeated or skipped: quarantine the record, or shift "
+        "(a repeated time is taken as its first occurrence, a skipped one is moved an hour forward)"))
 
     @field_validator("encoding", "fallback_encoding")
     @classmethod
@@ -60,15 +90,25 @@ class Feed(Strict):
     name: Names
     source: Source
     key: list[str] = Field(min_length=1)
-    fields: dict[str, str | FieldSpec]
+    fields: dict[str, FieldSpec] = Field(description="canonical field: a source field name, or a FieldSpec")
     personal: Personal = Personal()
+    placeholder_points: list[LatLon] = Field([], description=(
+        "points the source writes when it has no location (a geocoder's default, e.g. city hall): "
+        "records there are kept without coordinates instead of being placed there"))
+
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _shorthand(cls, v):
+        """`name: SOURCE` is short for `name: {from: SOURCE}` (errors then name the field, not a union member)."""
+        if isinstance(v, dict):
+            return {name: {"from": spec} if isinstance(spec, str) else spec for name, spec in v.items()}
+        return v
 
     def spec(self, canonical: str) -> FieldSpec:
-        value = self.fields[canonical]
-        return FieldSpec(**{"from": value}) if isinstance(value, str) else value
+        return self.fields[canonical]
 
     def source_fields(self) -> list[str]:
-        return sorted({self.spec(name).source for name in self.fields})
+        return sorted({source for name in self.fields for source in self.spec(name).fields()})
 
 
 def check_fields(feed: Feed, path: Path) -> None:
@@ -91,6 +131,20 @@ def check_fields(feed: Feed, path: Path) -> None:
         for name in getattr(feed.personal, group):
             if name not in feed.fields:
                 fail(f"personal.{group}", name, "a canonical field mapped in 'fields'")
+    if feed.placeholder_points and not {"lat", "lon"} <= set(feed.fields):
+        fail("placeholder_points", [p.model_dump() for p in feed.placeholder_points],
+             "only in a feed that maps both 'lat' and 'lon'")
+
+
+def check_values(feed: Feed, path: Path, catalog) -> None:
+    """Values named in a feed file that must exist in the catalogue (config/categories.yaml, departments.yaml)."""
+    for name in feed.fields:
+        spec = feed.spec(name)
+        if isinstance(spec.map, str) and spec.unmapped is not None:
+            codes = sorted(catalog.value_map(spec.map).values())
+            if spec.unmapped not in codes:
+                raise ConfigError(f"{path}: key 'fields.{name}.unmapped': got {spec.unmapped!r}; expected a code "
+                                  f"of config/{spec.map}.yaml, one of {sorted(set(codes))}")
 
 
 def load_all(config_dir: Path, catalog) -> dict[str, Feed]:
@@ -98,6 +152,7 @@ def load_all(config_dir: Path, catalog) -> dict[str, Feed]:
     for path in sorted((config_dir / "feeds").glob("*.yaml")):
         feed = config_files.load(Feed, path)
         check_fields(feed, path)
+        check_values(feed, path, catalog)
         if feed.id in feeds:
             raise ConfigError(f"{path}: key 'id': got {feed.id!r}; expected a feed id not used by another feed file")
         if path.stem != feed.id:

@@ -22,21 +22,38 @@ class Messages:
         return lang if lang in self.catalogues else None
 
 
+PRODUCT = Path(__file__).resolve().parent.parent / "config" / "i18n"
+
+
+def _read(path: Path) -> dict[str, str]:
+    data = config_files.read_yaml(path)
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise ConfigError(f"{path}: expected a flat mapping of message keys to text")
+    return {str(k): v for k, v in data.items()}
+
+
 def load(config_dir: Path, language) -> Messages:
+    """The product's catalogues (config/i18n of this checkout), with a deployment's own i18n files as overrides:
+    a city renames what it wants and inherits every message a new version adds."""
     catalogues = {}
     for lang in language.available:
-        path = config_dir / "i18n" / f"{lang}.yaml"
-        data = config_files.read_yaml(path)
-        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-            raise ConfigError(f"{path}: expected a flat mapping of message keys to text")
-        catalogues[lang] = {str(k): v for k, v in data.items()}
+        product = PRODUCT / f"{lang}.yaml"
+        messages = _read(product)
+        own = config_dir / "i18n" / f"{lang}.yaml"
+        if own.is_file() and own.resolve() != product.resolve():
+            overrides = _read(own)
+            unknown = sorted(set(overrides) - set(messages))
+            if unknown:
+                raise ConfigError(f"{own}: key '{unknown[0]}': not a CityOps message; expected keys of {product}")
+            messages.update(overrides)
+        catalogues[lang] = messages
     reference_lang = language.default
     reference = set(catalogues[reference_lang])
     for lang, messages in catalogues.items():
         missing = sorted(reference - set(messages))
         extra = sorted(set(messages) - reference)
         if missing or extra:
-            path = config_dir / "i18n" / f"{lang}.yaml"
+            path = PRODUCT / f"{lang}.yaml"
             key = (missing or extra)[0]
             raise ConfigError(f"{path}: key '{key}': "
                               + (f"missing; expected every key of {reference_lang}.yaml" if missing

@@ -2,10 +2,14 @@
 
 Every row gets `_line` (CSV: 1-based physical line, header = 1; JSON: 0-based array index) and `_error`
 (a reason when the row itself could not be read: wrong field count, undecodable bytes). Rows are never dropped here.
+Text files (CSV, JSON, JSON lines, GeoJSON) may be gzip-compressed, whatever their name: the first bytes tell.
 """
+import codecs
 import csv
+import gzip
 import io
 import json
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +18,21 @@ import pandas as pd
 from core.errors import FeedError
 
 CHUNK_BYTES = 64 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def open_binary(path: Path):
+    """The file's bytes, decompressed when it is gzip (a city's exports often are)."""
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    return gzip.open(path, "rb") if magic == GZIP_MAGIC else open(path, "rb")
+
+
+def _open_text(path: Path, encoding: str, errors: str = "strict"):
+    """Text of a JSON-family file; a UTF-8 byte-order mark is skipped."""
+    if codecs.lookup(encoding).name == "utf-8":
+        encoding = "utf-8-sig"
+    return io.TextIOWrapper(open_binary(path), encoding=encoding, errors=errors)
 
 
 def read(path: Path, source, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -51,9 +70,12 @@ def _blocks(path: Path) -> Iterator[tuple[bytes, int]]:
     """Blocks of whole records (never splitting a quoted field), with the line number each starts on."""
     line = 1
     carry = b""
-    with open(path, "rb") as fh:
+    with open_binary(path) as fh:
         while True:
-            data = fh.read(CHUNK_BYTES)
+            try:
+                data = fh.read(CHUNK_BYTES)
+            except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+                raise FeedError(f"{path}: damaged gzip file ({exc}); expected a complete gzip stream") from None
             block = carry + data
             if not data:
                 if block:
@@ -131,10 +153,12 @@ def _frame(rows, header, lines, errors) -> pd.DataFrame:
 
 def _load_json(path: Path, source):
     try:
-        with open(path, encoding=source.encoding) as fh:
+        with _open_text(path, source.encoding) as fh:
             return json.load(fh)
     except json.JSONDecodeError as exc:
         raise FeedError(f"{path}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise FeedError(f"{path}: cannot be read as {source.encoding} JSON: {exc}") from None
 
 
 def _records_at(data, path: Path, records_path: str | None) -> list:
@@ -165,7 +189,7 @@ def _json(path: Path, source, chunk_rows: int) -> Iterator[pd.DataFrame]:
 
 def _jsonl(path: Path, source, chunk_rows: int) -> Iterator[pd.DataFrame]:
     records, errors = [], {}
-    with open(path, encoding=source.encoding, errors="replace") as fh:
+    with _open_text(path, source.encoding, errors="replace") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue

@@ -12,6 +12,7 @@ import pandas as pd
 from core.schema import ENTITIES
 
 LINEAGE = ("feed_id", "run_id")
+VERSION_TIMES = ("updated_at", "created_at", "dispatched_at", "closed_at")   # what incident versions compare
 
 
 def _version(alias: str) -> str:
@@ -21,6 +22,10 @@ def _version(alias: str) -> str:
 
 def merge(con, frame: pd.DataFrame, entity_name: str) -> dict[str, int]:
     entity = ENTITIES[entity_name]
+    if entity_name == "incidents":     # a feed need not map every event time; versions compare what there is
+        for name in VERSION_TIMES:
+            if name not in frame.columns:
+                frame[name] = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[us, UTC]")
     columns = [c for c in entity.column_names() if c in frame.columns]
     key = list(entity.key)
     before = len(frame)

@@ -153,13 +153,15 @@ def _quarantine(con, feed, path, raw, reasons, key, run_id):
         return
     fields = [c for c in raw.columns if not c.startswith("_")]
     records = raw[fields].astype(object).where(raw[fields].notna(), None).to_dict("records")
-    key_sources = [feed.spec(k).source for k in feed.key]
+    key_specs = [feed.spec(k) for k in feed.key]
+    roles = mask.raw_roles(feed)
     rows = pd.DataFrame({
         "run_id": run_id, "feed_id": feed.id, "file": str(path),
         "line": raw["_line"].to_numpy(),
-        "record_key": ["|".join(str(r.get(s) or "") for s in key_sources) for r in records],
+        "record_key": ["|".join(spec.join.join(str(r.get(s) or "") for s in spec.fields()) for spec in key_specs)
+                       for r in records],
         "reason": reasons.to_numpy(),
-        "raw_json": [json.dumps(mask.raw_record(r, feed, key), ensure_ascii=False) for r in records],
+        "raw_json": [json.dumps(mask.raw_record(r, feed, key, roles), ensure_ascii=False) for r in records],
     })
     con.register("quarantined", rows)
     try:

@@ -29,6 +29,9 @@ class Reasons:
         return self.values.notna()
 
 
+NULL_TEXT = ["", "None", "nan", "NaN", "null", "<NA>"]
+
+
 def check_columns(raw: pd.DataFrame, feed, path) -> None:
     missing = [s for s in feed.source_fields() if s not in raw.columns]
     if missing:
@@ -42,50 +45,88 @@ def to_canonical(raw: pd.DataFrame, feed, catalog, tz: str, reasons: Reasons) ->
     out = pd.DataFrame(index=range(len(raw)))
     for name in feed.fields:
         spec = feed.spec(name)
-        text = raw[spec.source].reset_index(drop=True).astype("string").str.strip()
-        text = text.mask(text.isin(["", "None", "nan", "NaN", "null", "<NA>"]))
+        text = _source_text(raw, spec)
+        text = text.mask(text.isin(NULL_TEXT + spec.null_if))
         kind = columns[name].type
         if spec.map is not None:
-            out[name] = _mapped(text, spec.map, catalog, name, reasons)
+            out[name] = _mapped(text, spec.map, catalog, name, reasons, spec.unmapped)
         elif kind == "timestamp":
-            out[name] = _timestamps(text, spec.format, tz, name, reasons)
+            out[name] = _timestamps(text, spec.format, tz, name, reasons, feed.source.dst)
         elif kind in ("float", "int"):
             out[name] = _numbers(text, kind, name, reasons)
         else:
             out[name] = text.astype("object").where(text.notna(), None)
+    if feed.placeholder_points and "lat" in out and "lon" in out:
+        _unlocate_placeholders(out, feed.placeholder_points)
     return out
 
 
-def _mapped(text, mapping, catalog, name, reasons):
+def _source_text(raw: pd.DataFrame, spec) -> pd.Series:
+    """The field's source text: one field, several joined (missing when any part is), or a constant."""
+    if spec.value is not None:
+        return pd.Series([spec.value] * len(raw), dtype="string").str.strip()
+    parts = [raw[field].reset_index(drop=True).astype("string").str.strip() for field in spec.fields()]
+    parts = [part.mask(part.isin(NULL_TEXT)) for part in parts] if len(parts) > 1 else parts
+    text = parts[0]
+    for part in parts[1:]:
+        text = text + spec.join + part
+    return text
+
+
+def _unlocate_placeholders(out: pd.DataFrame, points) -> None:
+    lat, lon = out["lat"].to_numpy(float), out["lon"].to_numpy(float)
+    placeholder = np.zeros(len(out), dtype=bool)
+    for p in points:
+        placeholder |= np.isclose(lat, p.lat, rtol=0, atol=1e-7) & np.isclose(lon, p.lon, rtol=0, atol=1e-7)
+    out.loc[placeholder, ["lat", "lon"]] = np.nan
+
+
+def _mapped(text, mapping, catalog, name, reasons, unmapped=None):
     table = catalog.value_map(mapping) if isinstance(mapping, str) else mapping
     mapped = text.map(table)
     unknown = text.notna() & mapped.isna()
-    reasons.add(unknown, "unknown " + name + " '" + text.fillna("") + "'")
+    if unmapped is not None:
+        mapped = mapped.where(~unknown, unmapped)
+    else:
+        reasons.add(unknown, "unknown " + name + " '" + text.fillna("") + "'")
     return mapped.astype("object").where(mapped.notna(), None)
 
 
-def _timestamps(text, fmt, tz, name, reasons):
+def _timestamps(text, fmt, tz, name, reasons, dst="quarantine"):
     result = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us, UTC]")
     present = text.notna()
+    no_such_local_time = pd.Series(False, index=text.index)
+
+    def local(rows, parsed):
+        localized = _localize(parsed, tz, dst)
+        result[rows] = localized
+        no_such_local_time[rows] = parsed.notna() & localized.isna()
+
     if fmt:
-        parsed = pd.to_datetime(text[present], format=fmt, errors="coerce")
-        result[present] = _localize(parsed, tz)
+        local(present, pd.to_datetime(text[present], format=fmt, errors="coerce"))
     else:
         aware = present & text.str.contains(HAS_OFFSET, na=False)
         naive = present & ~aware
         if aware.any():
             result[aware] = pd.to_datetime(text[aware], format="ISO8601", errors="coerce", utc=True)
         if naive.any():
-            result[naive] = _localize(pd.to_datetime(text[naive], format="ISO8601", errors="coerce"), tz)
+            local(naive, pd.to_datetime(text[naive], format="ISO8601", errors="coerce"))
+    reasons.add(no_such_local_time, name + " '" + text.fillna("") + "' repeated or skipped in " + tz
+                + " by a daylight-saving change (feed key 'source.dst')")
     bad = present & result.isna()
     reasons.add(bad, "unparseable " + name + " '" + text.fillna("") + "'")
     return result
 
 
-def _localize(parsed: pd.Series, tz: str) -> pd.Series:
+def _localize(parsed: pd.Series, tz: str, dst: str = "quarantine") -> pd.Series:
     if getattr(parsed.dt, "tz", None) is not None:
         return parsed.dt.tz_convert("UTC")
-    return parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+    if dst == "shift":       # a repeated time: its first (daylight) occurrence; a skipped one: an hour later
+        localized = parsed.dt.tz_localize(tz, ambiguous=np.ones(len(parsed), dtype=bool),
+                                          nonexistent=pd.Timedelta(hours=1))
+    else:
+        localized = parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+    return localized.dt.tz_convert("UTC")
 
 
 def _numbers(text, kind, name, reasons):

@@ -30,6 +30,12 @@ def read_level(name: str, spec, resolve) -> Level:
     if frame.crs is None:
         raise ConfigError(f"{path}: no coordinate reference system; expected one (GeoJSON is WGS84 by definition)")
     frame = frame.to_crs(WGS84)
+    west, south, east, north = frame.total_bounds
+    if len(frame) and not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
+        raise ConfigError(f"settings: key 'city.boundaries.{name}.path': {path} has coordinates up to "
+                          f"({east:.0f}, {north:.0f}); expected longitude/latitude degrees. Projected coordinates "
+                          "(metres, feet) in a file that does not name its CRS are read as degrees: re-project the "
+                          "file or add its CRS")
     if spec.id not in frame.columns:
         raise ConfigError(f"settings: key 'city.boundaries.{name}.id': got {spec.id!r}; expected a property of "
                           f"{path}, one of {sorted(c for c in frame.columns if c != 'geometry')}")

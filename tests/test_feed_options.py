@@ -1,0 +1,198 @@
+"""Feed options that real exports needed (docs/REAL_DATA.md): gzip and byte-order marks, fields built from several
+source columns or from a constant, values meaning 'none', a fallback for unmapped values, geocoder placeholder
+points, daylight-saving times, and feeds that map only the required event times. Each is checked on a few rows."""
+import gzip
+import json
+
+import duckdb
+import pandas as pd
+import pytest
+import yaml
+
+from core.errors import ConfigError, FeedError
+from core.feeds import Feed
+from core.schema import DDL
+from core.settings import load_config
+from etl import extract, merge, transform
+from tests.conftest import edit_yaml
+
+
+def _feed(**changes) -> Feed:
+    data = {
+        "id": "test_feed", "entity": "incidents", "name": {"en": "Test", "zh": "测试"},
+        "source": {"format": "csv", "files": "x*.csv", "timezone": "America/New_York"},
+        "key": ["source_key"],
+        "fields": {"source_key": "id", "category": {"from": "type", "map": "categories"},
+                   "status": {"from": "state", "map": {"Open": "received", "Closed": "closed"}},
+                   "created_at": {"from": "opened", "format": "%m/%d/%Y %I:%M:%S %p"}},
+    }
+    for key, value in changes.items():
+        target = data
+        *path, last = key.split("__")
+        for part in path:
+            target = target[part]
+        target[last] = value
+    return Feed.model_validate(data)
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_config().catalog
+
+
+def _canonical(feed, rows: list[dict], catalog):
+    raw = pd.DataFrame(rows, dtype="string")
+    reasons = transform.Reasons(len(raw))
+    out = transform.to_canonical(raw, feed, catalog, feed.source.timezone, reasons)
+    return out, reasons.values.tolist()
+
+
+ROW = {"id": "1", "type": "NOISE", "state": "Open", "opened": "01/05/2015 12:40:41 PM"}
+
+
+def test_gzip_csv_with_bom_and_crlf_reads_like_the_plain_file(tmp_path):
+    text = "\ufeffid,type\r\n1,NOISE\r\n2,\"ROAD, east\"\r\n"
+    plain, packed = tmp_path / "a.csv", tmp_path / "a.csv.gz"
+    plain.write_text(text, encoding="utf-8", newline="")
+    packed.write_bytes(gzip.compress(text.encode("utf-8")))
+    source = _feed().source
+    frames = [pd.concat(list(extract.read(p, source, 1000))) for p in (plain, packed)]
+    pd.testing.assert_frame_equal(*frames)
+    assert list(frames[1].columns[:2]) == ["id", "type"]
+    assert frames[1]["type"].tolist() == ["NOISE", "ROAD, east"] and frames[1]["_line"].tolist() == [2, 3]
+
+
+def test_gzip_json_with_bom(tmp_path):
+    path = tmp_path / "r.json"          # no .gz suffix: the first bytes tell
+    path.write_bytes(gzip.compress(("\ufeff" + json.dumps({"items": [{"id": 1}, {"id": 2}]})).encode("utf-8")))
+    source = _feed(source__format="json", source__records_path="items").source
+    frame = pd.concat(list(extract.read(path, source, 1000)))
+    assert frame["id"].tolist() == ["1", "2"]
+
+
+def test_damaged_gzip_is_a_feed_error(tmp_path):
+    path = tmp_path / "cut.csv.gz"
+    packed = gzip.compress(b"id,type\n" + b"".join(b"%d,NOISE\n" % i for i in range(10000)))
+    path.write_bytes(packed[:len(packed) // 2])
+    with pytest.raises(FeedError, match="damaged gzip"):
+        list(extract.read(path, _feed().source, 1000))
+
+
+def test_time_from_several_columns_and_constants(catalog):
+    feed = Feed.model_validate({
+        "id": "readings", "entity": "sensor_readings", "name": {"en": "R", "zh": "R"},
+        "source": {"format": "csv", "files": "r*.csv", "timezone": "America/New_York"},
+        "key": ["sensor_id", "ts"],
+        "fields": {"sensor_id": "station", "ts": {"from": ["y", "m", "d", "h"], "join": "-", "format": "%Y-%m-%d-%H"},
+                   "value": "bikes", "status": {"value": "ok"}},
+    })
+    assert feed.source_fields() == ["bikes", "d", "h", "m", "station", "y"]
+    out, reasons = _canonical(feed, [{"station": "3", "y": "2012", "m": "04", "d": "05", "h": "23", "bikes": "7"},
+                                     {"station": "3", "y": "2012", "m": "04", "d": "", "h": "23", "bikes": "7"}],
+                              catalog)
+    assert out["ts"][0] == pd.Timestamp("2012-04-06 03:00", tz="UTC")       # 23:00 EDT
+    assert pd.isna(out["ts"][1])                                            # a part missing: no time at all
+    assert out["status"].tolist() == ["ok", "ok"] and reasons == [None, None]
+
+
+def test_null_if_and_unmapped_fallback(catalog):
+    feed = _feed(fields__department={"from": "queue", "map": "departments", "null_if": ["No Q"]},
+                 fields__channel={"from": "src", "map": {"Constituent Call": "phone"}, "unmapped": "other"})
+    rows = [dict(ROW, queue="No Q", src="Twitter"), dict(ROW, queue="Nowhere", src="Constituent Call")]
+    out, reasons = _canonical(feed, rows, catalog)
+    assert out["department"][0] is None and reasons[0] is None
+    assert out["channel"].tolist() == ["other", "phone"]
+    assert reasons[1] == "unknown department 'Nowhere'"
+
+
+def test_placeholder_points_are_unlocated(catalog):
+    feed = _feed(fields__lat="LAT", fields__lon="LON", placeholder_points=[{"lat": 42.3594, "lon": -71.0587}])
+    rows = [dict(ROW, LAT="42.3594", LON="-71.0587"), dict(ROW, LAT="42.3504", LON="-71.0587")]
+    out, reasons = _canonical(feed, rows, catalog)
+    assert out["lat"].isna().tolist() == [True, False] and out["lon"].isna().tolist() == [True, False]
+    assert reasons == [None, None]
+
+
+@pytest.mark.parametrize("dst, expected", [("quarantine", None), ("shift", "2015-11-01 05:16:00+00:00")])
+def test_repeated_local_hour(dst, expected, catalog):
+    feed = _feed(source__dst=dst)
+    out, reasons = _canonical(feed, [dict(ROW, opened="11/01/2015 01:16:00 AM"),
+                                     dict(ROW, opened="03/08/2015 02:30:00 AM"),
+                                     dict(ROW, opened="13/45/2015 01:16:00 AM")], catalog)
+    if expected is None:
+        assert "repeated or skipped in America/New_York" in reasons[0] and "source.dst" in reasons[0]
+        assert "repeated or skipped" in reasons[1]
+    else:
+        assert str(out["created_at"][0]) == expected                   # the first 01:16, still daylight time
+        assert str(out["created_at"][1]) == "2015-03-08 07:30:00+00:00"  # 02:30 did not exist: 03:30 EDT
+        assert reasons[:2] == [None, None]
+    assert reasons[2] == "unparseable created_at '13/45/2015 01:16:00 AM'"
+
+
+def test_incidents_without_optional_event_times_merge(catalog):
+    con = duckdb.connect()
+    for statement in DDL:
+        con.execute(statement)
+    frame = pd.DataFrame({"incident_id": ["f:1"], "source_key": ["1"], "category": ["noise"], "status": ["received"],
+                          "created_at": pd.Series([pd.Timestamp("2015-01-05 17:40", tz="UTC")],
+                                                  dtype="datetime64[us, UTC]"),
+                          "feed_id": ["f"], "run_id": [1]})
+    assert merge.merge(con, frame.copy(), "incidents") == {"merged": 0, "inserted": 1, "updated": 0}
+    assert merge.merge(con, frame.copy(), "incidents") == {"merged": 1, "inserted": 0, "updated": 0}
+
+
+def _config_error(settings) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(settings)
+    return str(info.value)
+
+
+def test_unmapped_must_name_a_catalogue_code(config_copy):
+    feed = config_copy.parent / "feeds" / "hotline_12345.yaml"
+    edit_yaml(feed, lambda d: d["fields"]["category"].update(unmapped="misc"))
+    message = _config_error(config_copy)
+    assert str(feed) in message and "key 'fields.category.unmapped'" in message and "'misc'" in message
+    assert "config/categories.yaml" in message and "'noise'" in message
+
+
+def test_from_and_value_together_are_refused(config_copy):
+    feed = config_copy.parent / "feeds" / "hotline_12345.yaml"
+    edit_yaml(feed, lambda d: d["fields"].update(channel={"from": "channel", "value": "phone"}))
+    message = _config_error(config_copy)
+    assert str(feed) in message and "key 'fields.channel'" in message and "exactly one of 'from'" in message
+
+
+def test_placeholder_points_need_coordinates(config_copy):
+    feed = config_copy.parent / "feeds" / "service_cases.yaml"
+    edit_yaml(feed, lambda d: d.update(placeholder_points=[{"lat": 30.0, "lon": 120.0}]))
+    message = _config_error(config_copy)
+    assert str(feed) in message and "key 'placeholder_points'" in message and "'lat' and 'lon'" in message
+
+
+def test_the_boston_deployment_config_is_valid():
+    """The deployment config validates even where its data is absent (tests/test_realdata_boston.py loads it)."""
+    from tests.conftest import ROOT
+    config = load_config(ROOT / "deployments" / "boston" / "config" / "settings.yaml")
+    assert config.settings.city.timezone == "America/New_York"
+    assert set(config.feeds) == {"boston_311", "hubway_stations", "hubway_status"}
+    assert config.feeds["hubway_status"].spec("ts").fields() == ["year", "month", "day", "hour"]
+    assert yaml.safe_load((ROOT / "deployments" / "boston" / "config" / "settings.yaml").read_text())["warehouse"][
+        "dir"].startswith("../../var/")
+    # The UI's messages come from the product catalogue; a deployment's i18n files only override some.
+    config = load_config(ROOT / "deployments" / "boston" / "config" / "settings.yaml")
+    for language in ("en", "zh"):
+        shipped = set(yaml.safe_load((ROOT / "config" / "i18n" / f"{language}.yaml").read_text(encoding="utf-8")))
+        assert shipped <= set(config.messages.catalogues[language])
+
+
+def test_boundary_in_projected_coordinates_without_a_crs_is_refused(tmp_path):
+    """GeoJSON that does not name its CRS is read as WGS84: state-plane feet would land off the planet."""
+    from core.settings import Boundary
+    from geo.boundaries import read_level
+    square = [[[739594.1, 2908187.3], [803687.5, 2908187.3], [803687.5, 2970072.8], [739594.1, 2908187.3]]]
+    path = tmp_path / "precincts.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"id": "0101"}, "geometry": {"type": "Polygon", "coordinates": square}}]}))
+    with pytest.raises(ConfigError) as info:
+        read_level("street", Boundary(path=path, id="id"), lambda p: p)
+    assert "key 'city.boundaries.street.path'" in str(info.value) and "degrees" in str(info.value)
