@@ -118,6 +118,10 @@ class Etl(Strict):
     chunk_rows: int = Field(250_000, ge=1000)
 
 
+class Ops(Strict):
+    dir: Path = Field(Path("var/ops"), description="operational state the dashboard writes (acknowledgements)")
+
+
 class Settings(Strict):
     city: City
     data_dir: Path
@@ -127,18 +131,21 @@ class Settings(Strict):
     clock: Clock = Clock()
     dashboard: Dashboard = Dashboard()
     etl: Etl = Etl()
+    ops: Ops = Ops()
 
 
 class Config:
     """Everything a process needs, validated together. Paths are absolute."""
 
-    def __init__(self, settings_path: Path, settings: Settings, catalog, feeds, messages):
+    def __init__(self, settings_path: Path, settings: Settings, catalog, feeds, messages, layers=(), playlists=None):
         self.settings_path = settings_path
         self.root = settings_path.parent.parent
         self.settings = settings
         self.catalog = catalog
         self.feeds = feeds
         self.messages = messages
+        self.layers = list(layers)
+        self.playlists = dict(playlists or {})
 
     def path(self, p: Path) -> Path:
         return p if p.is_absolute() else (self.root / p)
@@ -155,6 +162,12 @@ class Config:
     def tz(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.settings.city.timezone)
 
+    @cached_property
+    def alarms(self):
+        """config/alarms.yaml (defaults when absent); load_config has already validated it."""
+        from core import alarms_config
+        return alarms_config.load(self.settings_path.parent)
+
     def pii_key(self) -> bytes | None:
         value = os.environ.get(self.settings.etl.pii_key_env)
         return value.encode() if value else None
@@ -165,10 +178,12 @@ def settings_path_from_env() -> Path:
 
 
 def load_config(settings_path: Path | str | None = None) -> Config:
-    from core import catalog, config_files, feeds, i18n
+    from core import alarms_config, catalog, config_files, feeds, i18n, layers, playlists
 
     path = Path(settings_path).resolve() if settings_path else settings_path_from_env()
     settings = config_files.load(Settings, path)
     config_dir = path.parent
     cat = catalog.load(config_dir)
-    return Config(path, settings, cat, feeds.load_all(config_dir, cat), i18n.load(config_dir, settings.language))
+    alarms_config.load(config_dir)   # a bad alarms.yaml stops start-up like any other file
+    return Config(path, settings, cat, feeds.load_all(config_dir, cat), i18n.load(config_dir, settings.language),
+                  layers.load_all(config_dir, cat), playlists.load_all(config_dir))

@@ -5,8 +5,9 @@ import dash
 from dash import dcc, html
 from flask_caching import Cache
 
+from core import playlists
 from core.settings import load_config
-from dashboard import routes
+from dashboard import params, routes
 from query import store
 
 HERE = Path(__file__).resolve().parent
@@ -40,4 +41,6 @@ def create_app(config=None) -> dash.Dash:
     store.init(config, cache)
     app.layout = html.Div([dcc.Location(id="url"), dash.page_container], className="app-root")
     routes.register(app.server, config)
+    playlists.check_views(config.playlists, config.settings_path.parent,
+                          {page["path"] for page in dash.page_registry.values()}, params.PAGE_PARAMS)
     return app

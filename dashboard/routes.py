@@ -5,10 +5,10 @@ import dash
 from flask import Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from dashboard import params
 from query import health
 
 INTERNAL_PREFIXES = ("/_dash", "/assets/", "/_favicon", "/_reload", "/healthz")
-PAGE_PARAMS = {"lang"}
 
 
 def register(server, config) -> None:
@@ -25,13 +25,9 @@ def register(server, config) -> None:
         paths = {page["path"] for page in dash.page_registry.values()}
         if request.path not in paths:
             return _error(404, messages.t(messages.default, "error.not_found"), request.path)
-        unknown = sorted(set(request.args) - PAGE_PARAMS)
-        if unknown:
-            return _error(400, messages.t(messages.default, "error.bad_request"), f"unknown parameter {unknown[0]!r}")
-        lang = request.args.get("lang")
-        if lang is not None and messages.resolve(lang) is None:
-            return _error(400, messages.t(messages.default, "error.bad_request"),
-                          f"lang must be one of {messages.languages}, not {lang[:20]!r}")
+        problem = params.problem(request.args)
+        if problem:
+            return _error(400, messages.t(messages.default, "error.bad_request"), problem)
         return None
 
     @server.errorhandler(HTTPException)

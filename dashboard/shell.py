@@ -1,9 +1,11 @@
 """The frame every page shares: title bar, language switch, data status line. Labels come from the catalogue."""
+import json
 from urllib.parse import urlencode
 
 from dash import dcc, html
 
 from core import clock
+from dashboard import params
 from query import store
 
 
@@ -16,14 +18,15 @@ def t(lang: str, key: str, **values) -> str:
     return store.config().messages.t(lang, key, **values)
 
 
-def frame(lang: str, path: str, body, status=None) -> html.Div:
+def frame(lang: str, path: str, body, status=None, subtitle: str = "app.subtitle", playlist: str | None = None,
+          kiosk: str | None = None) -> html.Div:
     config = store.config()
     other = next((code for code in config.messages.languages if code != lang), lang)
     return html.Div([
         html.Header([
             html.Div([
                 html.H1(t(lang, "app.title"), className="title"),
-                html.Span(f"{config.settings.city.name.model_dump()[lang]} · {t(lang, 'app.subtitle')}",
+                html.Span(f"{config.settings.city.name.model_dump()[lang]} · {t(lang, subtitle)}",
                           className="subtitle"),
             ], className="brand"),
             html.Div(status, className="status-line", id="status-line"),
@@ -31,7 +34,20 @@ def frame(lang: str, path: str, body, status=None) -> html.Div:
                      id="lang-switch", title=other),
         ], className="topbar"),
         html.Main(body, className="page"),
+        html.Div(t(lang, "connection.lost"), id="connection-banner", className="connection-banner", hidden=True,
+                 role="alert"),
+        _playlist(lang, playlist, kiosk),
     ], lang=lang, className=f"frame lang-{lang}")
+
+
+def _playlist(lang: str, playlist_id: str | None, kiosk: str | None):
+    """The rotation the browser runs (assets/playlist.js), with the address parameters every view keeps."""
+    spec = params.playlist(playlist_id)
+    if spec is None:
+        return None
+    keep = {"playlist": spec["id"], "lang": lang, **({"kiosk": kiosk} if kiosk == "1" else {})}
+    return html.Div(t(lang, "playlist.paused"), id="playlist", className="playlist-paused", hidden=True,
+                    **{"data-playlist": json.dumps({**spec, "keep": urlencode(keep)})})
 
 
 def now():

@@ -27,10 +27,18 @@ def bounds(geojson_strings: list[str]) -> tuple[float, float, float, float] | No
     return (min(xs), min(ys), max(xs), max(ys)) if xs else None
 
 
-def map_layout(view, layers: list[dict], background: str) -> dict:
+def blank_style(colour: str) -> dict:
+    """A MapLibre style with nothing but a background: no tiles, no glyphs, nothing fetched."""
+    # One empty source: Plotly drops an empty "sources" object and MapLibre then refuses the style.
+    empty = {"type": "geojson", "data": {"type": "FeatureCollection", "features": []}}
+    return {"version": 8, "sources": {"empty": empty}, "layers": [{"id": "background", "type": "background",
+                                                     "paint": {"background-color": colour}}]}
+
+
+def map_layout(view, layers: list[dict], background: str, style: str | dict = "white-bg") -> dict:
     """Layout of a map subplot at the configured view; the browser then fits it to the city (assets/maps.js)."""
     return {
-        "map": {"style": "white-bg", "center": {"lat": view.center.lat, "lon": view.center.lon},
+        "map": {"style": style, "center": {"lat": view.center.lat, "lon": view.center.lon},
                 "zoom": view.zoom, "layers": layers},
         "margin": {"l": 0, "r": 0, "t": 0, "b": 0},
         "paper_bgcolor": background,

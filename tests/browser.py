@@ -3,6 +3,7 @@ driven by Playwright (never a downloaded browser)."""
 import os
 import socket
 import subprocess
+import tempfile
 import sys
 import time
 import urllib.request
@@ -22,13 +23,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def dashboard_server(settings_path: Path, timeout: float = 60):
-    port = free_port()
+def dashboard_server(settings_path: Path, timeout: float = 60, port: int | None = None):
+    port = port or free_port()
     env = {**os.environ, "CITYOPS_CONFIG": str(settings_path), "CITYOPS_PORT": str(port)}
     code = ("import sys; from dashboard.app import create_app; app = create_app(); "
             f"app.run(host='127.0.0.1', port={port}, debug=False)")
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # The request log goes to a file: a pipe nobody reads fills up and blocks the server in long tests.
+    log = tempfile.NamedTemporaryFile("w+", prefix="cityops-server-", suffix=".log", delete=False)
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            text=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -38,8 +41,7 @@ def dashboard_server(settings_path: Path, timeout: float = 60):
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    out = proc.stdout.read() if proc.poll() is not None else ""
-                    raise RuntimeError(f"dashboard did not start: {out[-3000:]}")
+                    raise RuntimeError(f"dashboard did not start: {Path(log.name).read_text()[-3000:]}")
                 time.sleep(0.2)
         yield base
     finally:
@@ -48,6 +50,8 @@ def dashboard_server(settings_path: Path, timeout: float = 60):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
+        os.unlink(log.name)
 
 
 @contextmanager

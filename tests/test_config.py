@@ -94,11 +94,25 @@ def test_category_with_unknown_department(config_copy):
     assert str(path) in message and "categories.noise.department" in message and "'NOPE'" in message
 
 
-def test_message_catalogues_must_match(config_copy):
+def test_product_message_catalogues_have_the_same_keys():
+    from core.i18n import PRODUCT
+    keys = {lang: set(yaml.safe_load((PRODUCT / f"{lang}.yaml").read_text(encoding="utf-8"))) for lang in ("en", "zh")}
+    assert keys["en"] == keys["zh"], keys["en"] ^ keys["zh"]
+
+
+def test_a_deployment_overrides_messages_and_inherits_the_rest(config_copy):
     path = config_copy.parent / "i18n" / "zh.yaml"
-    edit_yaml(path, lambda d: d.pop("tile.open"))
+    path.write_text("tile.open: 在办诉求\n", encoding="utf-8")
+    config = load_config(config_copy)
+    assert config.messages.t("zh", "tile.open") == "在办诉求"
+    assert config.messages.t("zh", "tile.overdue") == "已超期"
+
+
+def test_a_deployment_message_that_is_not_a_cityops_key_is_refused(config_copy):
+    path = config_copy.parent / "i18n" / "zh.yaml"
+    path.write_text("tile.opne: 在办诉求\n", encoding="utf-8")
     message = _error(config_copy)
-    assert str(path) in message and "key 'tile.open'" in message and "missing" in message
+    assert str(path) in message and "key 'tile.opne'" in message
 
 
 def test_threshold_alarm_must_be_worse_than_warning(config_copy):
@@ -119,3 +133,31 @@ def test_etl_start_up_fails_cleanly_on_bad_config(config_copy):
     result = run("-m", "etl", "--config", str(config_copy), "runs", check=False, timeout=60)
     assert result.returncode == 2
     assert "key 'city.map.zoom'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_layer_of_unknown_type_names_file_key_and_choices(config_copy):
+    path = config_copy.parent / "layers" / "incidents.yaml"
+    edit_yaml(path, lambda d: d["params"].update(type="hexbins"))
+    message = _error(config_copy)
+    assert str(path) in message and "params" in message and "'hexbins'" in message
+    assert "incident_cells" in message
+
+
+def test_layer_parameter_out_of_range(config_copy):
+    path = config_copy.parent / "layers" / "incidents.yaml"
+    edit_yaml(path, lambda d: d["params"].update(resolution=12))
+    message = _error(config_copy)
+    assert "key 'params.incident_cells.resolution'" in message and "12" in message
+
+
+def test_sensor_layer_with_unknown_metric(config_copy):
+    path = config_copy.parent / "layers" / "sensors.yaml"
+    edit_yaml(path, lambda d: d["params"].update(metrics=["pm25", "radiation"]))
+    message = _error(config_copy)
+    assert str(path) in message and "key 'params.metrics'" in message and "'radiation'" in message
+
+
+def test_layer_id_must_match_file_name(config_copy):
+    path = config_copy.parent / "layers" / "sensors.yaml"
+    edit_yaml(path, lambda d: d.update(id="devices"))
+    assert "expected the file name's stem 'sensors'" in _error(config_copy)

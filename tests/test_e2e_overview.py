@@ -88,7 +88,7 @@ def test_healthz_reports_each_feed(server):
         assert feed["last_load"] is not None and feed["rows_loaded"] > 0
 
 
-@pytest.mark.parametrize("path,status", [("/?lang=fr", 400), ("/?district=D01%27%3B", 400),
+@pytest.mark.parametrize("path,status", [("/?lang=fr", 400), ("/?district=D01%27%3B", 400), ("/wall?kiosk=yes", 400),
                                          ("/no/such/page", 404), ("/?lang=%00", 400)])
 def test_bad_addresses_get_4xx_without_stack_trace(server, path, status):
     with pytest.raises(urllib.error.HTTPError) as info:

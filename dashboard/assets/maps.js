@@ -23,15 +23,38 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
         // Move the MapLibre camera itself: Plotly.relayout of map.zoom updated the layout but not the view
         // (plotly.js 4); Plotly copies the camera back into its layout on 'moveend'.
         const view = {center: {lon: (west + east) / 2, lat: lat}, zoom: Math.min(zx, zy)};
+        sub.map.on('error', (e) => console.error('maplibre:', e && e.error && e.error.message));
         sub.map.jumpTo(view);
         // Plotly sizes text in pixels; the page scales with the viewport (cityops.css), so scale the figure too.
-        const scale = Math.max(1, window.innerWidth / 1920);
+        const scale = Math.max(1, Math.min(window.innerWidth / 1920, window.innerHeight / 1080));
         window.Plotly.relayout(gd, {'map.center': view.center, 'map.zoom': view.zoom, 'font.size': 16 * scale});
         window.Plotly.restyle(gd, {'colorbar.thickness': 18 * scale});
+        // Point markers are pixels too: one restyle for all point traces (each restyle redraws the map).
+        const points = gd.data.map((trace, i) => i).filter((i) => gd.data[i].type === 'scattermap');
+        if (points.length) {
+          const sizes = points.map((i) => {
+            const size = gd.data[i].marker.size;
+            return Array.isArray(size) ? size.map((v) => v * scale) : size * scale;
+          });
+          window.Plotly.restyle(gd, {'marker.size': sizes}, points);
+        }
         gd.setAttribute('data-fitted', '1');
       };
       attempt();
       return Date.now();
+    },
+    // Fly the map to the alarm the operator clicked.
+    flyTo: function (clicks, positions, graphId) {
+      const trigger = window.dash_clientside.callback_context.triggered_id;
+      if (!trigger || !positions || !positions[trigger.index] || !(clicks || []).some(Boolean)) {
+        return window.dash_clientside.no_update;
+      }
+      const gd = document.querySelector('#' + graphId + ' .js-plotly-plot');
+      const sub = gd && gd._fullLayout.map && gd._fullLayout.map._subplot;
+      if (!sub) { return window.dash_clientside.no_update; }
+      sub.map.flyTo({center: positions[trigger.index], zoom: Math.max(sub.map.getZoom(), 14), duration: 1500});
+      gd.setAttribute('data-flown-to', trigger.index);
+      return trigger.index;
     }
   }
 });

@@ -20,7 +20,7 @@ TILES = (
 COLORSCALE = [[0, "#fff4e6"], [0.5, "#f08c00"], [1, "#c92a2a"]]
 
 
-def layout(lang=None, **_):
+def layout(lang=None, playlist=None, kiosk=None, **_):
     lang = shell.language(lang)
     refresh = store.config().settings.dashboard.refresh_seconds * 1000
     body = html.Div([
@@ -35,7 +35,7 @@ def layout(lang=None, **_):
         dcc.Store(id="district-map-fitted"),
         dcc.Store(id="overview-lang", data=lang),
     ], className="overview")
-    return shell.frame(lang, "/", body, status=status_line(lang))
+    return shell.frame(lang, "/", body, status=status_line(lang), playlist=playlist, kiosk=kiosk)
 
 
 def status_line(lang: str):

@@ -1,0 +1,67 @@
+"""Rows behind each map layer type. Sizes are bounded by the city's area, never by the number of records:
+cells and districts are aggregated in DuckDB, and single incidents are fetched only when few."""
+from datetime import datetime, timedelta
+
+from query import store
+from query.overview import sensor_states
+from query.store import cached, scope_clause
+
+CELL_COLUMN = {7: "h3_r7", 8: "h3_r8", 9: "h3_r9"}     # identifiers from this table only, never from a request
+MEASURES = {
+    "open_incidents": "count(*) FILTER (WHERE status <> 'closed')",
+    "overdue_share": "count(*) FILTER (WHERE status <> 'closed' AND due_at < p.now) "
+                     "/ nullif(count(*) FILTER (WHERE status <> 'closed'), 0)",
+    "satisfaction": "avg(satisfaction) FILTER (WHERE closed_at > p.since)",
+    "incidents_window": "count(*) FILTER (WHERE created_at > p.since)",
+}
+
+
+def _status_filter(status: str) -> str:
+    return "status <> 'closed'" if status == "open" else "true"
+
+
+@cached
+def incident_cells(now: datetime, window_hours: int, status: str, resolution: int,
+                   scope: tuple[str, ...] | None = None) -> list[tuple[str, int]]:
+    """(H3 cell, incidents) for incidents created in the window before now."""
+    column = CELL_COLUMN[resolution]
+    where, params = scope_clause(scope)
+    return store.reader().rows(f"""
+        SELECT {column}, count(*) FROM fct_incident
+        WHERE created_at > ? AND created_at <= ? AND {_status_filter(status)} AND {column} IS NOT NULL AND {where}
+        GROUP BY 1 ORDER BY 1""", [now - timedelta(hours=window_hours), now, *params])
+
+
+@cached
+def incident_points(now: datetime, window_hours: int, status: str, limit: int,
+                    scope: tuple[str, ...] | None = None) -> list[tuple]:
+    """(incident_id, lat, lon, category, priority, status) of the newest incidents in the window, at most limit+1
+    (one more than asked, so the caller knows when there are too many to draw singly)."""
+    where, params = scope_clause(scope)
+    return store.reader().rows(f"""
+        SELECT incident_id, lat, lon, category, priority, status FROM fct_incident
+        WHERE created_at > ? AND created_at <= ? AND {_status_filter(status)} AND lat IS NOT NULL AND {where}
+        ORDER BY created_at DESC LIMIT ?""", [now - timedelta(hours=window_hours), now, *params, limit + 1])
+
+
+@cached
+def district_measure(measure: str, now: datetime, window_hours: int,
+                     scope: tuple[str, ...] | None = None) -> list[dict]:
+    """Each district (in scope) with its outline and the measure's value (None where undefined)."""
+    expression = MEASURES[measure]
+    where, params = scope_clause(scope, "d.district_id")
+    # p: the bound times as a one-row relation, so each measure uses what it needs.
+    rows = store.reader().rows(f"""
+        SELECT d.district_id, d.name_en, d.name_zh, d.geojson_simplified, m.value
+        FROM dim_district d LEFT JOIN (
+            SELECT district_id, {expression} AS value
+            FROM fct_incident, (SELECT ?::TIMESTAMPTZ AS now, ?::TIMESTAMPTZ AS since) p
+            WHERE created_at <= p.now GROUP BY district_id) m USING (district_id)
+        WHERE {where} ORDER BY d.district_id""", [now, now - timedelta(hours=window_hours), *params])
+    empty = 0 if measure in ("open_incidents", "incidents_window") else None
+    return [{"district_id": r[0], "name_en": r[1], "name_zh": r[2], "geojson": r[3],
+             "value": empty if r[4] is None else r[4]} for r in rows]
+
+
+def sensors(now: datetime, metrics: list[str] | None, scope: tuple[str, ...] | None = None) -> list[dict]:
+    return [s for s in sensor_states(now, scope) if metrics is None or s["metric"] in metrics]
