@@ -3,7 +3,7 @@
 Times are TIMESTAMPTZ (instants); the city's timezone is applied when reading. Record ids are built from a feed's
 natural key, so they are stable across reloads.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 SQL_TYPES = {"text": "VARCHAR", "timestamp": "TIMESTAMPTZ", "float": "DOUBLE", "int": "INTEGER", "bool": "BOOLEAN"}
 

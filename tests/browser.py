@@ -41,7 +41,7 @@ def dashboard_server(settings_path: Path, timeout: float = 60, port: int | None 
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"dashboard did not start: {Path(log.name).read_text()[-3000:]}")
+                    raise RuntimeError(f"dashboard did not start: {Path(log.name).read_text()[-3000:]}") from None
                 time.sleep(0.2)
         yield base
     finally:

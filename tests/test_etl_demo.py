@@ -5,7 +5,6 @@ import json
 import re
 
 import duckdb
-import pytest
 
 from core.schema import PUBLISHED_TABLES
 from core.settings import load_config
