@@ -137,7 +137,8 @@ class Settings(Strict):
 class Config:
     """Everything a process needs, validated together. Paths are absolute."""
 
-    def __init__(self, settings_path: Path, settings: Settings, catalog, feeds, messages, layers=(), playlists=None):
+    def __init__(self, settings_path: Path, settings: Settings, catalog, feeds, messages, layers=(), playlists=None,
+                 kpis=None):
         self.settings_path = settings_path
         self.root = settings_path.parent.parent
         self.settings = settings
@@ -146,6 +147,7 @@ class Config:
         self.messages = messages
         self.layers = list(layers)
         self.playlists = dict(playlists or {})
+        self.kpis = dict(kpis or {})     # config/kpis/*.yaml (core/kpis.py), id -> Kpi in display order
 
     def path(self, p: Path) -> Path:
         return p if p.is_absolute() else (self.root / p)
@@ -179,6 +181,7 @@ def settings_path_from_env() -> Path:
 
 def load_config(settings_path: Path | str | None = None) -> Config:
     from core import alarms_config, catalog, config_files, feeds, i18n, layers, playlists
+    from core import kpis as kpi_files
 
     path = Path(settings_path).resolve() if settings_path else settings_path_from_env()
     settings = config_files.load(Settings, path)
@@ -186,4 +189,4 @@ def load_config(settings_path: Path | str | None = None) -> Config:
     cat = catalog.load(config_dir)
     alarms_config.load(config_dir)   # a bad alarms.yaml stops start-up like any other file
     return Config(path, settings, cat, feeds.load_all(config_dir, cat), i18n.load(config_dir, settings.language),
-                  layers.load_all(config_dir, cat), playlists.load_all(config_dir))
+                  layers.load_all(config_dir, cat), playlists.load_all(config_dir), kpi_files.load_all(config_dir, cat))
