@@ -1,7 +1,12 @@
 """The layer registry: each layer type (config/layers/*.yaml `params.type`) maps to one function that asks the
 query layer for its rows and draws them. Adding a layer type is one function here plus one drawing module.
-Every trace carries its layer's id as `uid`, so the page can toggle it without resending data."""
+Every trace carries its layer's id as `uid`, so the page can toggle it without resending data.
+
+The wall's time control (core/layers.Timeline) sets `Context.window`: incident layers then show the incidents
+created in that window, districts and sensors their state as of its end. `STEP_FIELDS` names what a step changes
+in a layer whose geometry stays put, so a step sends only those fields."""
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Callable
 
 from layers import districts, heat, incidents, sensors
@@ -22,24 +27,41 @@ class Context:
     scope: tuple[str, ...] | None
     t: Callable[..., str]
     catalog: object
+    window: tuple[datetime, datetime] | None = None     # (since, until] chosen on the time control; None: live
+
+    @property
+    def at(self) -> datetime:
+        """The moment the map shows: now, or the end of the chosen window."""
+        return self.now if self.window is None else self.window[1]
+
+    def span(self, window_hours: int) -> tuple[datetime, datetime]:
+        """The incidents' window: the chosen one, or the layer's own hours before now when live."""
+        return self.window or (self.now - timedelta(hours=window_hours), self.now)
 
 
 def _incident_cells(layer, p, ctx):
     name = layer.name.model_dump()[ctx.lang]
-    few = rows.incident_points(ctx.now, p.window_hours, p.status, p.points_below, ctx.scope)
+    since, until = ctx.span(p.window_hours)
+    few = rows.incident_points(since, until, p.status, p.points_below, ctx.scope)
     if len(few) <= p.points_below:
         return incidents.points(few, name, ctx.catalog.categories, ctx.lang)
-    cells = rows.incident_cells(ctx.now, p.window_hours, p.status, p.resolution, ctx.scope)
+    cells = rows.incident_cells(since, until, p.status, p.resolution, ctx.scope)
     return incidents.cells(cells, name, ctx.t("layer.incidents.hover"))
 
 
 def _incident_heat(layer, p, ctx):
-    cells = rows.incident_cells(ctx.now, p.window_hours, "all", p.resolution, ctx.scope)
+    cells = rows.incident_cells(*ctx.span(p.window_hours), "all", p.resolution, ctx.scope)
     return heat.density(cells, layer.name.model_dump()[ctx.lang], p.radius_px)
 
 
 def _district_choropleth(layer, p, ctx):
-    data = rows.district_measure(p.measure, ctx.now, p.window_hours, ctx.scope)
+    # As of the moment shown; a windowed measure counts the chosen window, except satisfaction, whose (long)
+    # window ends at that moment: an hour of ratings says little.
+    if ctx.window is not None and p.measure == "incidents_window":
+        since, until = ctx.window
+    else:
+        since, until = ctx.at - timedelta(hours=p.window_hours), ctx.at
+    data = rows.district_measure(p.measure, since, until, ctx.scope)
     trace = districts.choropleth(data, "value", ctx.lang, ctx.t(f"measure.{p.measure}"),
                                  ctx.t("layer.districts.hover"), DISTRICT_SCALES[p.measure])
     trace.update(marker={"opacity": 0.55, "line": {"width": 2, "color": "#9fb3c8"}}, name=layer.name.model_dump()[ctx.lang])
@@ -48,12 +70,17 @@ def _district_choropleth(layer, p, ctx):
 
 def _sensors(layer, p, ctx):
     names = {code: getattr(m, ctx.lang) for code, m in ctx.catalog.thresholds.metrics.items()}
-    return sensors.states(rows.sensors(ctx.now, p.metrics, ctx.scope), layer.name.model_dump()[ctx.lang], names,
+    return sensors.states(rows.sensors(ctx.at, p.metrics, ctx.scope), layer.name.model_dump()[ctx.lang], names,
                           ctx.t("layer.sensors.hover"))
 
 
 DRAW = {"incident_cells": _incident_cells, "incident_heat": _incident_heat,
         "district_choropleth": _district_choropleth, "sensors": _sensors}
+# Layers showing the incidents created in a window (the legend says how long).
+WINDOWED = ("incident_cells", "incident_heat")
+# What moving in time changes in a layer whose shapes stay put (absent: the whole trace is replaced).
+STEP_FIELDS = {"district_choropleth": (("z",),),
+               "sensors": (("marker", "color"), ("marker", "size"), ("customdata",))}
 
 
 def trace(layer, ctx: Context, visible: bool):

@@ -1,17 +1,20 @@
 """Rows behind each map layer type. Sizes are bounded by the city's area, never by the number of records:
 cells and districts are aggregated in DuckDB, and single incidents are fetched only when few."""
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from query import store
 from query.overview import sensor_states
 from query.store import cached, scope_clause
 
 CELL_COLUMN = {7: "h3_r7", 8: "h3_r8", 9: "h3_r9"}     # identifiers from this table only, never from a request
+# Every measure as of p.now, so the wall's time control can show a past hour: an incident was open at p.now when
+# it had been created by then and was not yet closed (closed_at after p.now, or not closed at all).
+OPEN_AT = "(status <> 'closed' OR closed_at > p.now)"
 MEASURES = {
-    "open_incidents": "count(*) FILTER (WHERE status <> 'closed')",
-    "overdue_share": "count(*) FILTER (WHERE status <> 'closed' AND due_at < p.now) "
-                     "/ nullif(count(*) FILTER (WHERE status <> 'closed'), 0)",
-    "satisfaction": "avg(satisfaction) FILTER (WHERE closed_at > p.since)",
+    "open_incidents": f"count(*) FILTER (WHERE {OPEN_AT})",
+    "overdue_share": f"count(*) FILTER (WHERE {OPEN_AT} AND due_at < p.now) "
+                     f"/ nullif(count(*) FILTER (WHERE {OPEN_AT}), 0)",
+    "satisfaction": "avg(satisfaction) FILTER (WHERE closed_at > p.since AND closed_at <= p.now)",
     "incidents_window": "count(*) FILTER (WHERE created_at > p.since)",
 }
 
@@ -21,33 +24,34 @@ def _status_filter(status: str) -> str:
 
 
 @cached
-def incident_cells(now: datetime, window_hours: int, status: str, resolution: int,
+def incident_cells(since: datetime, until: datetime, status: str, resolution: int,
                    scope: tuple[str, ...] | None = None) -> list[tuple[str, int]]:
-    """(H3 cell, incidents) for incidents created in the window before now."""
+    """(H3 cell, incidents) for incidents created in the window (since, until]."""
     column = CELL_COLUMN[resolution]
     where, params = scope_clause(scope)
     return store.reader().rows(f"""
         SELECT {column}, count(*) FROM fct_incident
         WHERE created_at > ? AND created_at <= ? AND {_status_filter(status)} AND {column} IS NOT NULL AND {where}
-        GROUP BY 1 ORDER BY 1""", [now - timedelta(hours=window_hours), now, *params])
+        GROUP BY 1 ORDER BY 1""", [since, until, *params])
 
 
 @cached
-def incident_points(now: datetime, window_hours: int, status: str, limit: int,
+def incident_points(since: datetime, until: datetime, status: str, limit: int,
                     scope: tuple[str, ...] | None = None) -> list[tuple]:
-    """(incident_id, lat, lon, category, priority, status) of the newest incidents in the window, at most limit+1
-    (one more than asked, so the caller knows when there are too many to draw singly)."""
+    """(incident_id, lat, lon, category, priority, status) of the newest incidents in the window (since, until],
+    at most limit+1 (one more than asked, so the caller knows when there are too many to draw singly)."""
     where, params = scope_clause(scope)
     return store.reader().rows(f"""
         SELECT incident_id, lat, lon, category, priority, status FROM fct_incident
         WHERE created_at > ? AND created_at <= ? AND {_status_filter(status)} AND lat IS NOT NULL AND {where}
-        ORDER BY created_at DESC LIMIT ?""", [now - timedelta(hours=window_hours), now, *params, limit + 1])
+        ORDER BY created_at DESC LIMIT ?""", [since, until, *params, limit + 1])
 
 
 @cached
-def district_measure(measure: str, now: datetime, window_hours: int,
+def district_measure(measure: str, since: datetime, until: datetime,
                      scope: tuple[str, ...] | None = None) -> list[dict]:
-    """Each district (in scope) with its outline and the measure's value (None where undefined)."""
+    """Each district (in scope) with its outline and the measure's value as of `until` (None where undefined);
+    windowed measures count over (since, until]."""
     expression = MEASURES[measure]
     where, params = scope_clause(scope, "d.district_id")
     # p: the bound times as a one-row relation, so each measure uses what it needs.
@@ -57,7 +61,7 @@ def district_measure(measure: str, now: datetime, window_hours: int,
             SELECT district_id, {expression} AS value
             FROM fct_incident, (SELECT ?::TIMESTAMPTZ AS now, ?::TIMESTAMPTZ AS since) p
             WHERE created_at <= p.now GROUP BY district_id) m USING (district_id)
-        WHERE {where} ORDER BY d.district_id""", [now, now - timedelta(hours=window_hours), *params])
+        WHERE {where} ORDER BY d.district_id""", [until, since, *params])
     empty = 0 if measure in ("open_incidents", "incidents_window") else None
     return [{"district_id": r[0], "name_en": r[1], "name_zh": r[2], "geojson": r[3],
              "value": empty if r[4] is None else r[4]} for r in rows]

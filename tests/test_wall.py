@@ -1,8 +1,17 @@
 """The command-centre wall: every configured layer drawn and toggled in a real browser, refreshes that resend
-nothing unchanged, stale feeds flagged, and a payload bounded by the city's area, not by its record count."""
+nothing unchanged, stale feeds flagged, and a payload bounded by the city's area, not by its record count.
+The time control: an earlier hour shows exactly that hour's incidents (counted from the feed files), playback
+advances and stops at live, and values no slider sends are refused before any query."""
+import csv
 import json
+import os
 import shutil
-from datetime import timedelta
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import geopandas
 import h3
@@ -11,10 +20,13 @@ import pytest
 import shapely
 
 from core import clock, warehouse
+from core.errors import ConfigError
+from core.layers import TIMELINE_FILE, Timeline
 from core.settings import load_config
-from query import alarms, store
 from layers import heat, incidents
-from tests.browser import chromium, dashboard_server, free_port
+from query import alarms, store
+from tests import expected
+from tests.browser import ROOT, chromium, dashboard_server, free_port
 from tests.conftest import edit_yaml
 
 ONE_MB = 1_000_000
@@ -236,3 +248,248 @@ def test_an_alarm_flies_the_map_there_and_its_acknowledgement_stays(loaded_city,
     target = {a.id: (a.lon, a.lat) for a in alarms.current(clock.now(cfg))}[alarm_id]
     assert centre[0] == pytest.approx(target[0], abs=1e-4) and centre[1] == pytest.approx(target[1], abs=1e-4)
     assert centre[2] >= 14, "the map zooms in on the alarm"
+
+
+# ---- The time control: a slider over the last 24 hours, play/pause, back to live ----
+
+THUMB = ".time-slider [role=slider]"
+# What a layer's trace holds (its data as given: Plotly drops a hidden trace's data from _fullData).
+SHOWN_JS = """(uid) => { const gd = document.querySelector('#wall-map .js-plotly-plot');
+    const t = gd.data.find((d) => d.uid === uid);
+    if (t.type === 'scattermap') { return {type: t.type, count: t.lat.length}; }
+    return {type: t.type, count: (t.z || []).reduce((a, b) => a + b, 0)}; }"""
+
+
+def _located_incidents(city) -> list[datetime]:
+    """When each incident the warehouse must hold with a location was created, read from the feed files alone
+    (tests/expected.py's parsing and refusal rules; records without coordinates are kept but not mapped)."""
+    out = []
+    skip = expected._skip(city, "incidents/hotline_12345.csv")
+    for number, row in enumerate(csv.DictReader(expected._lines(city / "incidents" / "hotline_12345.csv")), start=2):
+        if number not in skip and row.get("case_id") and row["lat"] and row["lon"]:
+            out.append(expected._local(row["created_at"]))
+    skip = expected._skip(city, "incidents/open311_requests.json")
+    records = json.loads((city / "incidents" / "open311_requests.json").read_text(encoding="utf-8"))
+    for index, r in enumerate(records):
+        if index not in skip and r.get("lat") is not None and r.get("long") is not None:
+            out.append(expected._iso(r["requested_datetime"]))
+    return out
+
+
+def _hour_windows(now: datetime) -> dict[int, tuple[datetime, datetime]]:
+    """Slider position -> the hour it shows, worked out here from the clock alone: 23 is the hour ending at the
+    last full hour, 0 the one 23 hours before it."""
+    newest = now.replace(minute=0, second=0, microsecond=0)
+    return {j: (newest - timedelta(hours=24 - j), newest - timedelta(hours=23 - j)) for j in range(24)}
+
+
+def _position(page) -> int:
+    return int(page.get_attribute(THUMB, "aria-valuenow"))
+
+
+def _time_request(responses) -> dict:
+    return next(r for r in reversed(responses) if '"wall-time-badge"' in (r.request.post_data or ""))
+
+
+@pytest.mark.browser
+def test_an_earlier_hour_shows_exactly_its_incidents_and_back_to_live_restores(loaded_city, tmp_path):
+    _, city, _ = loaded_city
+    config = _wall_config(loaded_city, tmp_path, refresh_seconds=3600)
+    now = clock.now(load_config(config))
+    created = _located_incidents(city)
+    windows = _hour_windows(now)
+    count = {j: sum(1 for c in created if since < c <= until) for j, (since, until) in windows.items()}
+    # An earlier hour (not the newest), the busiest, so the check means something.
+    target = max(range(22), key=lambda j: (count[j], j))
+    since, until = windows[target]
+    assert count[target] >= 2, count
+    live_expected = sum(1 for c in created if now - timedelta(hours=24) < c <= now)
+    with dashboard_server(config) as base, chromium(tmp_path) as browser:
+        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        responses = []
+        page.on("response", lambda r: responses.append(r) if "_dash-update-component" in r.url else None)
+        page.goto(f"{base}/wall")
+        page.wait_for_selector("#wall-map [data-fitted='1']", timeout=60_000)
+        assert _position(page) == 24 and page.is_hidden("#wall-time-badge"), "live is the default"
+        assert page.get_attribute("#wall-time-bar", "class") == "wall-time live"
+        live = page.evaluate(SHOWN_JS, "incidents")
+        assert live["count"] == live_expected, (live, live_expected)
+
+        page.focus(THUMB)
+        page.keyboard.press("Home")
+        for _ in range(target):
+            page.keyboard.press("ArrowRight")
+        label = f"{since:%H:%M}–{until:%H:%M}"
+        page.wait_for_function(f"""() => {{ const b = document.getElementById('wall-time-badge');
+            return !b.hidden && b.innerText.includes({json.dumps(label)}); }}""", timeout=15_000)
+        for _ in range(50):                                      # the step's data follows its badge
+            shown = page.evaluate(SHOWN_JS, "incidents")
+            if shown["count"] == count[target]:
+                break
+            page.wait_for_timeout(200)
+        assert shown["count"] == count[target], (label, shown, count[target])
+        heat = page.evaluate(SHOWN_JS, "incident_heat")
+        assert heat["count"] == count[target], ("the heat layer follows the slider too", heat)
+        badge = page.inner_text("#wall-time-badge")
+        assert "not live" in badge and label in badge, badge
+        assert _position(page) == target
+        assert page.get_attribute("#wall-time-bar", "class") == "wall-time frozen"
+        assert "Back to live" in page.inner_text("#wall-time-live")
+        assert "1 h" in page.inner_text(".layer-list"), "the legend says how long a window the layers show"
+        # Legible from across the room, on the map, and the wall still does not scroll.
+        box = page.evaluate("""() => { const b = document.getElementById('wall-time-badge').getBoundingClientRect();
+            const m = document.querySelector('.wall-map-area').getBoundingClientRect();
+            return {size: parseFloat(getComputedStyle(document.getElementById('wall-time-badge')).fontSize),
+                    inside: b.left >= m.left && b.right <= m.right && b.top >= m.top && b.bottom <= m.bottom}; }""")
+        assert box["size"] >= 30 and box["inside"], box
+        assert page.evaluate("document.documentElement.scrollHeight") <= 1080
+        # Only what changed travelled: district values, sensor states and the two incident traces, no outlines.
+        step = _time_request(responses)
+        assert step.status == 200 and len(step.body()) < 30_000, len(step.body())
+        operations = json.loads(step.body())["response"]["wall-map"]["figure"]["operations"]
+        districts = LAYER_IDS.index("districts")
+        assert [op["location"] for op in operations if op["location"][1] == districts] == [["data", districts, "z"]]
+
+        page.click("#wall-time-live")
+        page.wait_for_selector("#wall-time-badge", state="hidden", timeout=15_000)
+        page.wait_for_function(f"() => ({SHOWN_JS})('incidents').count === {live_expected}", timeout=15_000)
+        assert _position(page) == 24
+        assert page.get_attribute("#wall-time-bar", "class") == "wall-time live"
+        assert "24 h" in page.inner_text(".layer-list")
+        page.close()
+
+
+@pytest.mark.browser
+def test_playback_steps_through_the_hours_and_stops_at_live(loaded_city, tmp_path):
+    config = _wall_config(loaded_city, tmp_path, refresh_seconds=3600)
+    with dashboard_server(config) as base, chromium(tmp_path) as browser:
+        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        page.goto(f"{base}/wall")
+        page.wait_for_selector("#wall-map [data-fitted='1']", timeout=60_000)
+        page.click("#wall-time-play")                            # from live, playback starts at the oldest hour
+        page.wait_for_function(f"() => document.querySelector({json.dumps(THUMB)}).getAttribute('aria-valuenow') === '0'",
+                               timeout=5_000)
+        assert "Pause" in page.inner_text("#wall-time-play")
+        page.wait_for_function("() => !document.getElementById('wall-time-badge').hidden", timeout=10_000)
+        seen = {page.inner_text("#wall-time-badge")}
+        for _ in range(10):                                      # 1.5 s a step
+            page.wait_for_timeout(500)
+            seen.add(page.inner_text("#wall-time-badge"))
+        position = _position(page)
+        assert 2 <= position <= 5, position
+        assert len(seen) >= 3 and all("not live" in s for s in seen), seen
+        page.click("#wall-time-play")                            # pause
+        page.wait_for_timeout(300)
+        paused = _position(page)
+        page.wait_for_timeout(3_500)
+        assert _position(page) == paused and "Play" in page.inner_text("#wall-time-play")
+        # Two hours before live, play again: it reaches live and stops there.
+        page.focus(THUMB)
+        page.keyboard.press("End")
+        page.keyboard.press("ArrowLeft")
+        page.keyboard.press("ArrowLeft")
+        page.wait_for_function("() => !document.getElementById('wall-time-badge').hidden", timeout=10_000)
+        page.click("#wall-time-play")
+        page.wait_for_selector("#wall-time-badge", state="hidden", timeout=10_000)
+        assert _position(page) == 24
+        page.wait_for_timeout(3_500)
+        assert _position(page) == 24 and "Play" in page.inner_text("#wall-time-play"), "playback stops at live"
+        assert page.get_attribute("#wall-time-bar", "class") == "wall-time live"
+        page.close()
+
+
+BAD_TIME_VALUES = ["1; DROP TABLE fct_incident", "3", -1, 25, 10 ** 12, 3.5, None, True, [3], {"x": 1}]
+
+
+@pytest.mark.browser
+def test_a_crafted_time_value_is_refused_without_an_error(loaded_city, tmp_path):
+    """Replay the slider's own callback request with values no slider sends: nothing changes, no 500, no trace."""
+    config = _wall_config(loaded_city, tmp_path, refresh_seconds=3600)
+    with dashboard_server(config) as base, chromium(tmp_path) as browser:
+        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        responses = []
+        page.on("response", lambda r: responses.append(r) if "_dash-update-component" in r.url else None)
+        page.goto(f"{base}/wall")
+        page.wait_for_selector("#wall-map [data-fitted='1']", timeout=60_000)
+        page.focus(THUMB)
+        page.keyboard.press("ArrowLeft")
+        page.wait_for_function("() => !document.getElementById('wall-time-badge').hidden", timeout=10_000)
+        request = json.loads(_time_request(responses).request.post_data)
+        page.close()
+
+        def post(body):
+            req = urllib.request.Request(f"{base}/_dash-update-component", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"}, method="POST")
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    return r.status, r.read().decode()
+            except urllib.error.HTTPError as e:
+                return e.code, e.read().decode()
+
+        for bad in BAD_TIME_VALUES:
+            body = json.loads(json.dumps(request))
+            body["inputs"][0]["value"] = bad
+            status, text = post(body)
+            # Dash answers "nothing to update" (200 with an empty response, or 204).
+            assert status in (200, 204) and "Traceback" not in text, (bad, status, text[:300])
+            assert status == 204 or json.loads(text)["response"] == {}, (bad, text[:300])
+        # Garbage in the other values of the same request: cleaned up, still answered.
+        body = json.loads(json.dumps(request))
+        body["inputs"][0]["value"] = 5
+        for state, junk in zip(body["state"], (["en"], "incidents", "huge", {"a": 1}, 7)):
+            state["value"] = junk
+        status, text = post(body)
+        assert status == 200 and "Traceback" not in text and "not live" in text, (status, text[:300])
+        assert urllib.request.urlopen(f"{base}/healthz").status == 200
+
+
+def test_bad_time_values_never_reach_a_query(loaded_city, tmp_path):
+    """The callback's body, with the warehouse reader replaced by one that fails on any use."""
+    config = _wall_config(loaded_city, tmp_path)
+    code = f"""
+import dash, json
+from dashboard.app import create_app
+create_app()
+from dashboard.pages import wall
+from query import store
+def refuse(*a, **k):
+    raise AssertionError("a query was built")
+store.reader = refuse
+out = [wall.time_view(v, "en", ["incidents"], 1, None) for v in {BAD_TIME_VALUES!r}]
+print(json.dumps([all(x is dash.no_update for x in o) for o in out]))
+"""
+    env = {**os.environ, "CITYOPS_CONFIG": str(config)}
+    result = subprocess.run([sys.executable, "-c", code], check=False, cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [True] * len(BAD_TIME_VALUES)
+
+
+def test_timeline_steps_and_windows():
+    tz = ZoneInfo("Asia/Shanghai")
+    timeline = Timeline()
+    assert timeline.steps == 24
+    at_15 = datetime(2026, 11, 20, 15, 0, tzinfo=tz)
+    assert timeline.window(at_15, 23) == (datetime(2026, 11, 20, 14, tzinfo=tz), at_15)
+    assert timeline.window(at_15, 0) == (datetime(2026, 11, 19, 15, tzinfo=tz), datetime(2026, 11, 19, 16, tzinfo=tz))
+    assert timeline.window(datetime(2026, 11, 20, 15, 41, 7, tzinfo=tz), 23)[1] == at_15, "whole steps only"
+    quarter = Timeline(span_hours=2, step_minutes=15, window_steps=2)
+    assert quarter.steps == 8
+    assert quarter.window(datetime(2026, 11, 20, 15, 41, tzinfo=tz), 7) == (
+        datetime(2026, 11, 20, 15, 0, tzinfo=tz), datetime(2026, 11, 20, 15, 30, tzinfo=tz))
+    # Across a daylight-saving change (New York, 2026-03-08 02:00 EST -> 03:00 EDT) a step is still an hour.
+    ny = ZoneInfo("America/New_York")
+    since, until = timeline.window(datetime(2026, 3, 8, 4, 0, tzinfo=ny), 22)
+    assert (since.hour, until.hour) == (1, 3)
+    assert (until.astimezone(ZoneInfo("UTC")) - since.astimezone(ZoneInfo("UTC"))).total_seconds() == 3600
+
+
+@pytest.mark.parametrize("change, key", [({"step_minutes": 7}, "must divide a day"),
+                                         ({"span_hours": 2, "step_minutes": 180}, "whole number of steps"),
+                                         ({"play_seconds": 0}, "play_seconds"), ({"speed": 2}, "speed")])
+def test_a_bad_time_control_stops_start_up_naming_file_and_key(config_copy, change, key):
+    path = config_copy.parent / "layers" / TIMELINE_FILE
+    edit_yaml(path, lambda d: d.update(change))
+    with pytest.raises(ConfigError) as info:
+        load_config(config_copy)
+    assert str(path) in str(info.value) and key in str(info.value), str(info.value)
