@@ -1,6 +1,7 @@
 """Feed definitions (config/feeds/*.yaml): where a feed's files are, how to read them, and how their fields map
 onto the canonical schema. One file per feed; adding a feed is adding a file."""
 import codecs
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -77,6 +78,57 @@ class Source(Strict):
         return check_timezone(v)
 
 
+HH_MM = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])$")
+
+
+class Schedule(Strict):
+    """When the worker (`python -m etl watch`) loads the feed's new files: exactly one of the three keys."""
+    every_minutes: int | None = Field(None, ge=1, description="every N minutes (the first time when the worker starts)")
+    every_seconds: int | None = Field(None, ge=1, description="every N seconds, for near-real-time feeds and tests")
+    at: list[str] | None = Field(None, description="daily at these local times, 'HH:MM' (24-hour), in the city's "
+                                 "timezone (city.timezone)")
+
+    @field_validator("every_minutes", mode="before")
+    @classmethod
+    def _whole_minutes(cls, v):
+        if isinstance(v, float) and not v.is_integer():
+            raise ValueError("whole minutes (for less than a minute use 'every_seconds')")
+        return v
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _times(cls, v):
+        if not isinstance(v, list) or not v:
+            raise ValueError('a list of one or more \'HH:MM\' times, e.g. ["02:00", "14:30"]')
+        times = []
+        for item in v:
+            if isinstance(item, int) and not isinstance(item, bool):
+                hours, minutes = divmod(item, 60)
+                raise ValueError(f"quoted 'HH:MM' times: YAML reads an unquoted {hours}:{minutes:02d} as the number "
+                                 f"{item}; write \"{hours:02d}:{minutes:02d}\"")
+            match = HH_MM.match(item.strip()) if isinstance(item, str) else None
+            if not match:
+                raise ValueError(f"'HH:MM' times from 00:00 to 23:59 (24-hour clock), not {item!r}")
+            times.append(f"{int(match.group(1)):02d}:{match.group(2)}")
+        repeated = sorted({t for t in times if times.count(t) > 1})
+        if repeated:
+            raise ValueError(f"each time once; {repeated[0]!r} is listed {times.count(repeated[0])} times")
+        return sorted(times)
+
+    @model_validator(mode="after")
+    def _exactly_one(self):
+        given = [k for k in ("every_minutes", "every_seconds", "at") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("exactly one of 'every_minutes', 'every_seconds' and 'at'"
+                             + (f" (not {' and '.join(repr(k) for k in given)} together)" if given else ""))
+        return self
+
+    def describe(self) -> str:
+        if self.at is not None:
+            return "daily at " + ", ".join(self.at)
+        return f"every {self.every_minutes} min" if self.every_minutes else f"every {self.every_seconds} s"
+
+
 class Personal(Strict):
     drop: list[str] = []          # source fields never read past extraction
     hash: list[str] = []          # canonical fields replaced by a keyed hash
@@ -92,6 +144,8 @@ class Feed(Strict):
     key: list[str] = Field(min_length=1)
     fields: dict[str, FieldSpec] = Field(description="canonical field: a source field name, or a FieldSpec")
     personal: Personal = Personal()
+    schedule: Schedule | None = Field(None, description=(
+        "when `python -m etl watch` loads the feed's new files; absent: every etl.schedule_seconds"))
     placeholder_points: list[LatLon] = Field([], description=(
         "points the source writes when it has no location (a geocoder's default, e.g. city hall): "
         "records there are kept without coordinates instead of being placed there"))

@@ -1,7 +1,6 @@
 """Loading the administrative hierarchy (city > district > street > grid) into the dim_ tables."""
 import hashlib
 
-import pandas as pd
 
 from core.schema import ADMIN_LEVELS
 from geo import boundaries as geo_boundaries
@@ -15,7 +14,8 @@ def load(con, config, levels) -> dict[str, int] | None:
     digest = hashlib.sha256()
     for name in ADMIN_LEVELS:
         if name in specs:
-            digest.update(config.path(specs[name].path).read_bytes())
+            for path in geo_boundaries.source_files(config.path(specs[name].path)):
+                digest.update(path.read_bytes())
     sha = digest.hexdigest()
     seen = con.execute("SELECT count(*) FROM etl_run WHERE feed_id = ? AND file_sha256 = ? AND status = 'ok'",
                        [FEED_ID, sha]).fetchall()[0][0]

@@ -3,6 +3,7 @@
 Every row gets `_line` (CSV: 1-based physical line, header = 1; JSON: 0-based array index) and `_error`
 (a reason when the row itself could not be read: wrong field count, undecodable bytes). Rows are never dropped here.
 Text files (CSV, JSON, JSON lines, GeoJSON) may be gzip-compressed, whatever their name: the first bytes tell.
+A `Position` passed to `read` follows how far the reader has got, in bytes of the file as stored (for progress).
 """
 import codecs
 import csv
@@ -21,6 +22,18 @@ CHUNK_BYTES = 64 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 
 
+class Position:
+    """How far a reader has got through a file: `done` of `size` bytes as stored (compressed bytes for gzip).
+    CSV: the bytes read so far, interpolated within a block; JSON, Excel: the share of records yielded."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.done = 0
+
+    def share(self, fraction: float) -> None:
+        self.done = int(self.size * min(1.0, fraction))
+
+
 def open_binary(path: Path):
     """The file's bytes, decompressed when it is gzip (a city's exports often are)."""
     with open(path, "rb") as fh:
@@ -35,9 +48,9 @@ def _open_text(path: Path, encoding: str, errors: str = "strict"):
     return io.TextIOWrapper(open_binary(path), encoding=encoding, errors=errors)
 
 
-def read(path: Path, source, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def read(path: Path, source, chunk_rows: int, position: Position | None = None) -> Iterator[pd.DataFrame]:
     readers = {"csv": _csv, "json": _json, "jsonl": _jsonl, "geojson": _geojson, "excel": _excel}
-    yield from readers[source.format](path, source, chunk_rows)
+    yield from readers[source.format](path, source, chunk_rows, position or Position(0))
 
 
 # --- CSV --------------------------------------------------------------------------------------------------
@@ -66,26 +79,35 @@ def _decode(data: bytes, first_line: int, source) -> tuple[str, dict[int, str]]:
     return "\n".join(lines), bad
 
 
-def _blocks(path: Path) -> Iterator[tuple[bytes, int]]:
-    """Blocks of whole records (never splitting a quoted field), with the line number each starts on."""
+def _stored_offset(fh) -> int:
+    """Bytes of the file as stored that a reader has consumed (the compressed stream's offset for gzip)."""
+    return (getattr(fh, "fileobj", None) or fh).tell()
+
+
+def _blocks(path: Path) -> Iterator[tuple[bytes, int, int, int]]:
+    """Blocks of whole records (never splitting a quoted field), with the line number each starts on and the
+    stored-byte offsets read before and after it."""
     line = 1
     carry = b""
+    before = 0
     with open_binary(path) as fh:
         while True:
             try:
                 data = fh.read(CHUNK_BYTES)
             except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
                 raise FeedError(f"{path}: damaged gzip file ({exc}); expected a complete gzip stream") from None
+            after = _stored_offset(fh)
             block = carry + data
             if not data:
                 if block:
-                    yield block, line
+                    yield block, line, before, after
                 return
             cut = _safe_cut(block)
             if cut <= 0:
                 carry = block
                 continue
-            yield block[:cut], line
+            yield block[:cut], line, before, after
+            before = after
             line += block.count(b"\n", 0, cut)
             carry = block[cut:]
 
@@ -100,9 +122,9 @@ def _safe_cut(block: bytes) -> int:
     return -1
 
 
-def _csv(path: Path, source, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _csv(path: Path, source, chunk_rows: int, position: Position) -> Iterator[pd.DataFrame]:
     header = None
-    for block, first_line in _blocks(path):
+    for block, first_line, before, after in _blocks(path):
         text, bad_lines = _decode(block, first_line, source)
         if header is None:
             if text.startswith("\ufeff"):
@@ -112,11 +134,19 @@ def _csv(path: Path, source, chunk_rows: int) -> Iterator[pd.DataFrame]:
             header = [h.strip() for h in header]
             first_line += 1
         if text.strip():
-            yield from _parse_rows(text, header, first_line, bad_lines, source, chunk_rows)
+            total = max(1, text.count("\n") + (not text.endswith("\n")))
+
+            def reached(lines_done, before=before, after=after, total=total):
+                position.done = before + int((after - before) * min(1.0, lines_done / total))
+            yield from _parse_rows(text, header, first_line, bad_lines, source, chunk_rows, reached)
+        else:
+            position.done = after
 
 
-def _parse_rows(text, header, first_line, bad_lines, source, chunk_rows) -> Iterator[pd.DataFrame]:
-    """csv module rows (exact line numbers, tolerant of ragged rows) gathered into frames of chunk_rows."""
+def _parse_rows(text, header, first_line, bad_lines, source, chunk_rows, reached=None) -> Iterator[pd.DataFrame]:
+    """csv module rows (exact line numbers, tolerant of ragged rows) gathered into frames of chunk_rows;
+    `reached(lines)` is told how many of the text's lines are behind each frame."""
+    reached = reached or (lambda lines_done: None)
     reader = csv.reader(io.StringIO(text), delimiter=source.delimiter, strict=False)
     width = len(header)
     rows, lines, errors = [], [], []
@@ -136,8 +166,10 @@ def _parse_rows(text, header, first_line, bad_lines, source, chunk_rows) -> Iter
         lines.append(line)
         errors.append(error or bad)
         if len(rows) >= chunk_rows:
+            reached(reader.line_num)
             yield _frame(rows, header, lines, errors)
             rows, lines, errors = [], [], []
+    reached(reader.line_num + 1)
     if rows:
         yield _frame(rows, header, lines, errors)
 
@@ -172,9 +204,12 @@ def _records_at(data, path: Path, records_path: str | None) -> list:
     return data
 
 
-def _records_frames(records: list, chunk_rows: int, offset: int = 0) -> Iterator[pd.DataFrame]:
+def _records_frames(records: list, chunk_rows: int, offset: int = 0,
+                    position: Position | None = None) -> Iterator[pd.DataFrame]:
     for start in range(0, len(records), chunk_rows):
         part = records[start:start + chunk_rows]
+        if position is not None:
+            position.share((start + len(part)) / len(records))
         errors = [None if isinstance(r, dict) else "record is not a JSON object" for r in part]
         frame = pd.json_normalize([r if isinstance(r, dict) else {} for r in part], sep=".")
         frame = frame.astype("string")
@@ -183,11 +218,12 @@ def _records_frames(records: list, chunk_rows: int, offset: int = 0) -> Iterator
         yield frame
 
 
-def _json(path: Path, source, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    yield from _records_frames(_records_at(_load_json(path, source), path, source.records_path), chunk_rows)
+def _json(path: Path, source, chunk_rows: int, position: Position) -> Iterator[pd.DataFrame]:
+    records = _records_at(_load_json(path, source), path, source.records_path)
+    yield from _records_frames(records, chunk_rows, position=position)
 
 
-def _jsonl(path: Path, source, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _jsonl(path: Path, source, chunk_rows: int, position: Position) -> Iterator[pd.DataFrame]:
     records, errors = [], {}
     with _open_text(path, source.encoding, errors="replace") as fh:
         for number, line in enumerate(fh, start=1):
@@ -198,12 +234,12 @@ def _jsonl(path: Path, source, chunk_rows: int) -> Iterator[pd.DataFrame]:
             except json.JSONDecodeError as exc:
                 records.append({})
                 errors[len(records) - 1] = f"not valid JSON: {exc.msg}"
-    for frame in _records_frames(records, chunk_rows, offset=1):
+    for frame in _records_frames(records, chunk_rows, offset=1, position=position):
         frame["_error"] = [errors.get(i - 1, e) for i, e in zip(frame["_line"], frame["_error"])]
         yield frame
 
 
-def _geojson(path: Path, source, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _geojson(path: Path, source, chunk_rows: int, position: Position) -> Iterator[pd.DataFrame]:
     features = _records_at(_load_json(path, source), path, source.records_path or "features")
     records = []
     for feature in features:
@@ -212,12 +248,13 @@ def _geojson(path: Path, source, chunk_rows: int) -> Iterator[pd.DataFrame]:
         if geometry and geometry.get("type") == "Point":
             props["geometry.lon"], props["geometry.lat"] = geometry["coordinates"][:2]
         records.append(props)
-    yield from _records_frames(records, chunk_rows)
+    yield from _records_frames(records, chunk_rows, position=position)
 
 
-def _excel(path: Path, source, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _excel(path: Path, source, chunk_rows: int, position: Position) -> Iterator[pd.DataFrame]:
     frame = pd.read_excel(path, sheet_name=source.sheet or 0, dtype=str).astype("string")
     frame["_line"] = range(2, len(frame) + 2)
     frame["_error"] = None
     for start in range(0, len(frame), chunk_rows):
+        position.share((start + chunk_rows) / len(frame))
         yield frame.iloc[start:start + chunk_rows].reset_index(drop=True)

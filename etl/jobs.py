@@ -6,6 +6,7 @@ from core import warehouse
 from core.errors import FeedError
 from core.schema import LOAD_ORDER
 from etl import boundaries, pipeline
+from etl import replay as replays
 from geo import boundaries as geo_boundaries
 from geo.locate import Locator
 
@@ -28,7 +29,29 @@ def pending_files(config, feed) -> list[Path]:
     return [Path(p) for p in sorted(glob.glob(pattern))]
 
 
-def load_all(config, force: bool = False, progress=None, report=print) -> list[pipeline.Outcome]:
+def _stat(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def load_all(config, force: bool = False, progress=None, report=print, feeds=None, known: dict | None = None,
+             report_unchanged: bool = True) -> list[pipeline.Outcome]:
+    """Load every pending file of `feeds` (ids; default all), in dependency order, then publish if needed.
+
+    known: the worker's memory of the files it has read, path -> (size, modification time). A file that is as
+    remembered is skipped without being read and hashed again, and when no feed file and no boundary file
+    changed, the writer database is not even opened (a manual load is not locked out by an idle worker)."""
+    chosen = [config.feeds[f] for f in feeds] if feeds is not None else list(config.feeds.values())
+    todo = [(feed, path) for feed in sorted(chosen, key=lambda f: (LOAD_ORDER.index(f.entity), f.id))
+            for path in pending_files(config, feed)]
+    stats = {}
+    if known is not None:
+        stats = {path: _stat(path) for _, path in todo}
+        stats.update({path: _stat(path) for path in boundary_files(config) if path.exists()})
+        if not force:
+            todo = [(feed, path) for feed, path in todo if known.get(path) != stats[path]]
+            if not todo and all(known.get(path) == stat for path, stat in stats.items()):
+                return []
     outcomes = []
     with warehouse.writer(config.warehouse_dir) as con:
         pipeline.mark_abandoned(con)
@@ -36,15 +59,21 @@ def load_all(config, force: bool = False, progress=None, report=print) -> list[p
         changed = boundaries.load(con, config, session.levels)
         if changed:
             report(f"boundaries loaded: {changed}")
-        feeds = sorted(config.feeds.values(), key=lambda f: (LOAD_ORDER.index(f.entity), f.id))
-        for feed in feeds:
-            for path in pending_files(config, feed):
-                outcome = _load_one(session, feed, path, force, progress)
-                outcomes.append(outcome)
+        for feed, path in todo:
+            outcome = _load_one(session, feed, path, force, progress)
+            outcomes.append(outcome)
+            if report_unchanged or outcome.status != "unchanged":
                 report(outcome.line())
         if warehouse.unpublished(con, config.warehouse_dir):   # not only this run's loads: see unpublished()
             report(f"published {session.publish()}")
+    if known is not None:       # failed loads too: a file a load refused is tried again when it changes
+        known.update(stats)
     return outcomes
+
+
+def boundary_files(config) -> list[Path]:
+    return [part for spec in config.settings.city.boundaries.values()
+            for part in geo_boundaries.source_files(config.path(spec.path))]
 
 
 def load_one(config, feed_id: str, path: Path, force: bool = False, progress=None, report=print):
@@ -55,6 +84,24 @@ def load_one(config, feed_id: str, path: Path, force: bool = False, progress=Non
         if boundaries.load(con, config, session.levels):
             report("boundaries loaded")
         outcome = _load_one(session, feed, path, force, progress)
+        report(outcome.line())
+        if warehouse.unpublished(con, config.warehouse_dir):
+            report(f"published {session.publish()}")
+    return outcome
+
+
+def replay(config, feed_id: str, reason: str | None = None, report=print) -> pipeline.Outcome:
+    """Quarantined records of one feed through its current mapping and checks (etl/replay.py), then publish."""
+    feed = config.feeds[feed_id]
+    with warehouse.writer(config.warehouse_dir) as con:
+        pipeline.mark_abandoned(con)
+        session = Session(config, con)
+        if boundaries.load(con, config, session.levels):
+            report("boundaries loaded")
+        try:
+            outcome = replays.replay(con, config, feed, session.locator, reason)
+        except FeedError as exc:
+            outcome = pipeline.Outcome(replays.run_feed_id(feed.id), "quarantine", status="failed", error=str(exc))
         report(outcome.line())
         if warehouse.unpublished(con, config.warehouse_dir):
             report(f"published {session.publish()}")

@@ -47,34 +47,41 @@ def scrub(values: pd.Series) -> pd.Series:
     return values.map(scrub_text, na_action="ignore")
 
 
-def apply(frame: pd.DataFrame, personal, key: bytes) -> pd.DataFrame:
-    """Mask canonical columns per the feed's rules; caller_phone never survives this function."""
+def apply(frame: pd.DataFrame, personal, key: bytes, premasked: bool = False) -> pd.DataFrame:
+    """Mask canonical columns per the feed's rules; caller_phone never survives this function.
+
+    premasked: the frame was mapped from quarantined raw records (raw_record below), whose hashed fields already
+    hold their hash and whose addresses are already cut: those are taken as they are (hashing a hash again would
+    break repeat-caller counts; cutting twice could cut more). Free text is scrubbed again (a no-op on scrubbed
+    text, and safe for fields the raw record kept verbatim)."""
     for name in personal.hash:
         target = "caller_hash" if name == "caller_phone" else name
-        frame[target] = phone_hash(frame[name], key)
+        frame[target] = frame[name] if premasked else phone_hash(frame[name], key)
         if target != name:
             frame = frame.drop(columns=[name])
-    for name in personal.street_level:
+    for name in personal.street_level if not premasked else ():
         frame[name] = street_level(frame[name])
     for name in personal.scrub:
         frame[name] = scrub(frame[name])
     return frame.drop(columns=[c for c in ("caller_phone",) if c in frame.columns])
 
 
-def raw_roles(feed) -> tuple[set, set, set]:
-    """Source fields a quarantined raw record hashes, cuts to street level, or keeps verbatim (keys, numbers,
-    times). Work it out once per batch: it does not depend on the record."""
+def raw_roles(feed) -> tuple[dict, set, set]:
+    """Source fields a quarantined raw record hashes (with the texts that mean 'none given' there), cuts to street
+    level, or keeps verbatim (keys, numbers, times). Work it out once per batch: it does not depend on the record."""
+    from etl.transform import NULL_TEXT
     sources = {name: feed.spec(name).fields() for name in feed.fields}
-    hashed = {s for n in feed.personal.hash for s in sources[n]}
+    hashed = {s: set(NULL_TEXT) | set(feed.spec(n).null_if) for n in feed.personal.hash for s in sources[n]}
     streets = {s for n in feed.personal.street_level for s in sources[n]}
     columns = {c.name: c.type for c in ENTITIES[feed.entity].columns}
     verbatim = {s for n in feed.fields if n in feed.key or columns.get(n) != "text" for s in sources[n]}
     return hashed, streets, verbatim
 
 
-def raw_record(row: dict, feed, key: bytes, roles: tuple[set, set, set] | None = None) -> dict:
-    """A quarantined source record, masked like a loaded one: dropped fields gone, hashed fields hashed,
-    address fields cut to street level, and every other text scrubbed."""
+def raw_record(row: dict, feed, key: bytes, roles: tuple[dict, set, set] | None = None) -> dict:
+    """A quarantined source record, masked like a loaded one: dropped fields gone, hashed fields hashed (None where
+    a load would see no value: the hash of a hash would not match), address fields cut to street level, and every
+    other text scrubbed."""
     hashed, streets, verbatim = roles or raw_roles(feed)
     out = {}
     for field, value in row.items():
@@ -83,7 +90,8 @@ def raw_record(row: dict, feed, key: bytes, roles: tuple[set, set, set] | None =
         if value is None or value is pd.NA or (isinstance(value, float) and value != value):
             out[field] = None
         elif field in hashed:
-            out[field] = phone_hash(pd.Series([str(value)]), key).iloc[0]
+            text = str(value).strip()
+            out[field] = None if text in hashed[field] else phone_hash(pd.Series([text]), key).iloc[0]
         elif field in streets:
             out[field] = street_level(pd.Series([str(value)])).iloc[0]
         elif field in verbatim:

@@ -7,12 +7,11 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
 
-from core import clock, warehouse
+from core import clock
 from core.schema import ENTITIES
 from etl import extract, mask, merge, transform, validate
 from etl.keys import pii_key
@@ -81,11 +80,12 @@ def load_file(con, config, feed, path: Path, locator, force: bool = False, progr
         con.execute("DELETE FROM etl_quarantine WHERE feed_id = ? AND file = ?", [feed.id, str(path)])
         context = validate.Context(clock.now(config), locator, config.catalog, con)
         key = pii_key(config)
-        size = path.stat().st_size
-        for raw in extract.read(path, feed.source, config.settings.etl.chunk_rows):
+        position = extract.Position(path.stat().st_size)
+        for raw in extract.read(path, feed.source, config.settings.etl.chunk_rows, position):
             _process_chunk(con, config, feed, path, raw, context, key, outcome)
             if progress:
-                progress(outcome, time.monotonic() - started, size)
+                progress(outcome, time.monotonic() - started, position)
+        _end(progress)
         outcome.seconds = time.monotonic() - started
         c = outcome.counts
         con.execute("UPDATE etl_run SET status = 'ok', finished_at = now(), rows_read = ?, rows_inserted = ?, "
@@ -94,6 +94,7 @@ def load_file(con, config, feed, path: Path, locator, force: bool = False, progr
                      outcome.run_id])
         con.execute("COMMIT")
     except Exception as exc:
+        _end(progress)
         con.execute("ROLLBACK")
         outcome.status, outcome.error = "failed", str(exc)
         outcome.seconds = time.monotonic() - started
@@ -148,11 +149,16 @@ def _h3(lat, lon):
     return h3_cells(lat, lon)
 
 
+READ_ERROR = "_error"     # raw_json key: the record itself could not be read (wrong field count, bad bytes)
+
+
 def _quarantine(con, feed, path, raw, reasons, key, run_id):
     if raw.empty:
         return
     fields = [c for c in raw.columns if not c.startswith("_")]
     records = raw[fields].astype(object).where(raw[fields].notna(), None).to_dict("records")
+    read_errors = raw["_error"].astype(object).where(raw["_error"].notna(), None).tolist() \
+        if "_error" in raw else [None] * len(records)
     key_specs = [feed.spec(k) for k in feed.key]
     roles = mask.raw_roles(feed)
     rows = pd.DataFrame({
@@ -161,7 +167,8 @@ def _quarantine(con, feed, path, raw, reasons, key, run_id):
         "record_key": ["|".join(spec.join.join(str(r.get(s) or "") for s in spec.fields()) for spec in key_specs)
                        for r in records],
         "reason": reasons.to_numpy(),
-        "raw_json": [json.dumps(mask.raw_record(r, feed, key, roles), ensure_ascii=False) for r in records],
+        "raw_json": [json.dumps(_with_read_error(mask.raw_record(r, feed, key, roles), error), ensure_ascii=False)
+                     for r, error in zip(records, read_errors)],
     })
     con.register("quarantined", rows)
     try:
@@ -170,13 +177,61 @@ def _quarantine(con, feed, path, raw, reasons, key, run_id):
         con.unregister("quarantined")
 
 
-def progress_printer(stream=sys.stderr):
-    """rows, rows/s and ETA (from bytes) on one updating line."""
-    if not stream.isatty():
-        return None
+def _with_read_error(record: dict, error) -> dict:
+    """Keep why the record could not be read, so a replay keeps it in quarantine (its fields are not its own)."""
+    if error is not None:
+        record[READ_ERROR] = error
+    return record
 
-    def report(outcome: Outcome, elapsed: float, size: int):
-        rate = outcome.counts["read"] / elapsed if elapsed else 0
-        stream.write(f"\r\033[K  {outcome.feed_id}: {outcome.counts['read']:,} rows, {rate:,.0f} rows/s\r")
-        stream.flush()
-    return report
+
+def _end(progress) -> None:
+    end = getattr(progress, "end", None)
+    if end:
+        end()
+
+
+class ProgressPrinter:
+    """Rows read, rows/s and an ETA from the bytes read against the file's size, after every chunk.
+    On a terminal: one line updated in place. Otherwise (`--progress` into a pipe or a log): one line per chunk."""
+
+    def __init__(self, stream, tty: bool):
+        self.stream = stream
+        self.tty = tty
+
+    def __call__(self, outcome: Outcome, elapsed: float, position) -> None:
+        rows = outcome.counts["read"]
+        rate = rows / elapsed if elapsed > 0 else 0.0
+        share = position.done / position.size if position.size else 1.0
+        eta = elapsed * (1 - share) / share if share > 0 else None
+        text = (f"{outcome.feed_id}: {rows:,} rows, {rate:,.0f} rows/s, {share:.1%} of {_size(position.size)}, "
+                f"ETA {_duration(eta)}")
+        self.stream.write(f"\r\033[K  {text}" if self.tty else f"progress {text}\n")
+        self.stream.flush()
+
+    def end(self) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def _size(size: float) -> str:
+    if size < 1000:
+        return f"{size:.0f} B"
+    for unit in ("KB", "MB"):
+        size /= 1000
+        if size < 1000:
+            return f"{size:.1f} {unit}"
+    return f"{size / 1000:,.1f} GB"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def progress_printer(stream=sys.stderr, force: bool = False) -> ProgressPrinter | None:
+    """Progress on `stream` when it is a terminal, or always with force (the CLI's --progress)."""
+    tty = stream.isatty()
+    return ProgressPrinter(stream, tty) if tty or force else None

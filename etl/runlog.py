@@ -18,10 +18,12 @@ def runs(config, limit: int) -> pd.DataFrame:
         return pd.DataFrame({"message": ["nothing published yet"]})
 
 
-def quarantine(config, feed_id: str | None, limit: int) -> pd.DataFrame:
+def quarantine(config, feed_id: str | None, limit: int, reason: str | None = None) -> pd.DataFrame:
     try:
         return _reader(config).df(
             "SELECT feed_id, regexp_extract(file, '[^/]+$') AS file, line, record_key, reason FROM etl_quarantine "
-            "WHERE ? IS NULL OR feed_id = ? ORDER BY feed_id, file, line LIMIT ?", [feed_id, feed_id, limit])
+            "WHERE (?::VARCHAR IS NULL OR feed_id = ?) "
+            "AND (?::VARCHAR IS NULL OR contains(lower(reason), lower(?::VARCHAR))) "
+            "ORDER BY feed_id, file, line LIMIT ?", [feed_id, feed_id, reason, reason, limit])
     except NoData:
         return pd.DataFrame({"message": ["nothing published yet"]})

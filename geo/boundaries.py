@@ -14,6 +14,18 @@ EQUAL_AREA = "EPSG:6933"          # for areas in km²; any equal-area CRS would 
 BROWSER_TOLERANCE_DEG = 0.0004    # ~40 m: invisible at city zoom, cuts the map payload several-fold
 
 
+SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")   # a Shapefile's names and CRS live beside the .shp
+
+
+def source_files(path: Path) -> list[Path]:
+    """The files a boundary file is read from: a Shapefile's sidecar files too (a renamed district changes only
+    the .dbf), one file otherwise."""
+    if path.suffix.lower() != ".shp":
+        return [path]
+    parts = [path.with_suffix(case(suffix)) for suffix in SHAPEFILE_PARTS for case in (str.lower, str.upper)]
+    return [path] + [part for part in dict.fromkeys(parts) if part != path and part.exists()]
+
+
 @dataclass
 class Level:
     name: str
