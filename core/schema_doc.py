@@ -61,7 +61,7 @@ and any other status (`in_progress`) at `updated_at`. Re-reading a version adds 
 """)
     out.append("""## ETL bookkeeping
 
-`etl_run`: one row per file load (and per boundary load): `run_id, feed_id, file, file_sha256, started_at,
+`etl_run`: one row per file load (and per boundary load, and per quarantine replay with `feed_id = replay:<feed>`): `run_id, feed_id, file, file_sha256, started_at,
 finished_at, status (running, ok, failed, aborted), rows_read, rows_inserted, rows_updated, rows_merged,
 rows_quarantined, duration_s, pid, error`. Row accounting holds for every ok run:
 `rows_read = rows_inserted + rows_updated + rows_merged + rows_quarantined`.
