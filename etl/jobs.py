@@ -1,5 +1,6 @@
 """What the CLI and the scheduler run: load one file, load everything pending, in dependency order."""
 import glob
+from contextlib import contextmanager
 from pathlib import Path
 
 from core import warehouse
@@ -53,19 +54,12 @@ def load_all(config, force: bool = False, progress=None, report=print, feeds=Non
             if not todo and all(known.get(path) == stat for path, stat in stats.items()):
                 return []
     outcomes = []
-    with warehouse.writer(config.warehouse_dir) as con:
-        pipeline.mark_abandoned(con)
-        session = Session(config, con)
-        changed = boundaries.load(con, config, session.levels)
-        if changed:
-            report(f"boundaries loaded: {changed}")
+    with _session(config, report) as session:
         for feed, path in todo:
             outcome = _load_one(session, feed, path, force, progress)
             outcomes.append(outcome)
             if report_unchanged or outcome.status != "unchanged":
                 report(outcome.line())
-        if warehouse.unpublished(con, config.warehouse_dir):   # not only this run's loads: see unpublished()
-            report(f"published {session.publish()}")
     if known is not None:       # failed loads too: a file a load refused is tried again when it changes
         known.update(stats)
     return outcomes
@@ -78,34 +72,37 @@ def boundary_files(config) -> list[Path]:
 
 def load_one(config, feed_id: str, path: Path, force: bool = False, progress=None, report=print):
     feed = config.feeds[feed_id]
-    with warehouse.writer(config.warehouse_dir) as con:
-        pipeline.mark_abandoned(con)
-        session = Session(config, con)
-        if boundaries.load(con, config, session.levels):
-            report("boundaries loaded")
+    with _session(config, report) as session:
         outcome = _load_one(session, feed, path, force, progress)
         report(outcome.line())
-        if warehouse.unpublished(con, config.warehouse_dir):
-            report(f"published {session.publish()}")
     return outcome
 
 
 def replay(config, feed_id: str, reason: str | None = None, report=print) -> pipeline.Outcome:
     """Quarantined records of one feed through its current mapping and checks (etl/replay.py), then publish."""
     feed = config.feeds[feed_id]
-    with warehouse.writer(config.warehouse_dir) as con:
-        pipeline.mark_abandoned(con)
-        session = Session(config, con)
-        if boundaries.load(con, config, session.levels):
-            report("boundaries loaded")
+    with _session(config, report) as session:
         try:
-            outcome = replays.replay(con, config, feed, session.locator, reason)
+            outcome = replays.replay(session.con, config, feed, session.locator, reason)
         except FeedError as exc:
             outcome = pipeline.Outcome(replays.run_feed_id(feed.id), "quarantine", status="failed", error=str(exc))
         report(outcome.line())
+    return outcome
+
+
+@contextmanager
+def _session(config, report):
+    """The writer, its abandoned runs marked, boundaries current; afterwards publish whatever readers lack
+    (not only this batch's loads: see warehouse.unpublished)."""
+    with warehouse.writer(config.warehouse_dir) as con:
+        pipeline.mark_abandoned(con)
+        session = Session(config, con)
+        changed = boundaries.load(con, config, session.levels)
+        if changed:
+            report(f"boundaries loaded: {changed}")
+        yield session
         if warehouse.unpublished(con, config.warehouse_dir):
             report(f"published {session.publish()}")
-    return outcome
 
 
 def _load_one(session, feed, path, force, progress):

@@ -87,21 +87,31 @@ def load_file(con, config, feed, path: Path, locator, force: bool = False, progr
                 progress(outcome, time.monotonic() - started, position)
         _end(progress)
         outcome.seconds = time.monotonic() - started
-        c = outcome.counts
-        con.execute("UPDATE etl_run SET status = 'ok', finished_at = now(), rows_read = ?, rows_inserted = ?, "
-                    "rows_updated = ?, rows_merged = ?, rows_quarantined = ?, duration_s = ? WHERE run_id = ?",
-                    [c["read"], c["inserted"], c["updated"], c["merged"], c["quarantined"], outcome.seconds,
-                     outcome.run_id])
-        con.execute("COMMIT")
+        commit_run(con, outcome)
     except Exception as exc:
         _end(progress)
-        con.execute("ROLLBACK")
-        outcome.status, outcome.error = "failed", str(exc)
-        outcome.seconds = time.monotonic() - started
-        con.execute("UPDATE etl_run SET status = 'failed', finished_at = now(), error = ?, duration_s = ? "
-                    "WHERE run_id = ?", [str(exc), outcome.seconds, outcome.run_id])
+        fail_run(con, outcome, exc, started)
         raise
     return outcome
+
+
+def commit_run(con, outcome: Outcome) -> None:
+    """Record a run's counts in the run log and commit its transaction (the run row was written before it)."""
+    c = outcome.counts
+    con.execute("UPDATE etl_run SET status = 'ok', finished_at = now(), rows_read = ?, rows_inserted = ?, "
+                "rows_updated = ?, rows_merged = ?, rows_quarantined = ?, duration_s = ? WHERE run_id = ?",
+                [c["read"], c["inserted"], c["updated"], c["merged"], c["quarantined"], outcome.seconds,
+                 outcome.run_id])
+    con.execute("COMMIT")
+
+
+def fail_run(con, outcome: Outcome, exc: Exception, started: float) -> None:
+    """Roll a run's transaction back and record why in the run log."""
+    con.execute("ROLLBACK")
+    outcome.status, outcome.error = "failed", str(exc)
+    outcome.seconds = time.monotonic() - started
+    con.execute("UPDATE etl_run SET status = 'failed', finished_at = now(), error = ?, duration_s = ? "
+                "WHERE run_id = ?", [str(exc), outcome.seconds, outcome.run_id])
 
 
 def _process_chunk(con, config, feed, path, raw, context, key, outcome):

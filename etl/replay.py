@@ -76,17 +76,9 @@ def replay(con, config, feed, locator, reason: str | None = None) -> pipeline.Ou
             outcome.seconds = time.monotonic() - started
             return outcome
         outcome.seconds = time.monotonic() - started
-        con.execute("UPDATE etl_run SET status = 'ok', finished_at = now(), rows_read = ?, rows_inserted = ?, "
-                    "rows_updated = ?, rows_merged = ?, rows_quarantined = ?, duration_s = ? WHERE run_id = ?",
-                    [c["read"], c["inserted"], c["updated"], c["merged"], c["quarantined"], outcome.seconds,
-                     outcome.run_id])
-        con.execute("COMMIT")
+        pipeline.commit_run(con, outcome)
     except Exception as exc:
-        con.execute("ROLLBACK")
-        outcome.status, outcome.error = "failed", str(exc)
-        outcome.seconds = time.monotonic() - started
-        con.execute("UPDATE etl_run SET status = 'failed', finished_at = now(), error = ?, duration_s = ? "
-                    "WHERE run_id = ?", [str(exc), outcome.seconds, outcome.run_id])
+        pipeline.fail_run(con, outcome, exc, started)
         raise
     return outcome
 
