@@ -1,0 +1,432 @@
+"""A long soak of /wall in headless Chromium: does the page's memory stay bounded while the wall refreshes?
+
+    python -m bench.wall_soak --minutes 60 [--refresh-seconds 10] [--update-every 5] [--incidents 50000]
+
+1. A small demo city whose feeds END AT THE CURRENT REAL TIME (`python -m demo_city generate --end <now>`),
+   loaded through the real ETL into a fresh warehouse under var/bench/soak-<stamp>/.
+2. The dashboard (a subprocess, like tests/browser.py) with clock.as_of null (the real clock) and
+   dashboard.refresh_seconds 10: the wall's 24-hour windows move, so its figures really change.
+3. Every --update-every minutes a later hotline export (`python -m demo_city update`), cut at the real time
+   (rows created or updated after "now" are dropped, so each export is a superset of the previous one), is
+   written as a new incidents/hotline_12345_update_NNN.csv and loaded with `python -m etl load-all`: a new
+   generation is published while the wall refreshes.
+4. /wall open in Debian's Chromium (tests.browser.chromium), 1920x1080. Every --sample-seconds: the page's
+   Performance.getMetrics (JSHeapUsedSize, JSHeapTotalSize, Nodes, JSEventListeners, Documents, LayoutObjects)
+   before and after a forced garbage collection (HeapProfiler.collectGarbage), the resident memory of the
+   renderer, GPU and browser processes (SystemInfo.getProcessInfo + /proc/<pid>/status) and of the dashboard
+   server, and the _dash-update-component responses seen since the last sample (count, bytes, figure-carrying).
+5. A CSV time series and a JSON summary in bench/results/ (rewritten after every sample, so an interrupted run
+   still leaves its data). Summary: start / warm-up / end / max of the GC'd heap, the least-squares slope per
+   hour after the warm-up, and pass/fail against the bound below. Times and memory are reported; the exit code
+   is 0 either way (the bench never asserts).
+
+The bound (stated, then measured): after --warmup-minutes, (a) the GC'd JS heap never exceeds --heap-ratio
+(default 1.5) x its value at the end of the warm-up, (b) its slope extrapolated over 24 h stays under
+--slope-share (default 0.5) x that warm-up value, and (c) the DOM node count never exceeds --nodes-ratio
+(default 1.2) x its warm-up value. A 24-hour soak is `--minutes 1440`.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(ROOT))
+from bench.etl_throughput import code_state, write_config  # noqa: E402
+from demo_city.timefmt import LOCAL_TZ  # noqa: E402
+from tests.browser import chromium, free_port  # noqa: E402
+
+ENV = dict(os.environ, CITYOPS_PII_KEY="bench-only-key-not-secret", PYTHONPATH=str(ROOT))
+MIB = 1024 * 1024
+METRICS = ("JSHeapUsedSize", "JSHeapTotalSize", "Nodes", "JSEventListeners", "Documents", "LayoutObjects",
+           "Frames")
+
+
+def log(msg: str) -> None:
+    print(f"[{datetime.now():%H:%M:%S}] {msg}", flush=True)
+
+
+def run(args: list[str], **kw) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=ROOT, env=ENV, capture_output=True, text=True, **kw)
+    if result.returncode != 0:
+        raise SystemExit(f"{args[:4]} exited {result.returncode}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+    return result
+
+
+def rss_mib(pid: int | None) -> float | None:
+    if not pid:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def now_local() -> datetime:
+    """Now in the demo city's local time (demo_city writes local timestamps at a fixed UTC+8)."""
+    return datetime.now(LOCAL_TZ)
+
+
+def ui_state() -> dict:
+    """A digest of the code a refresh runs (it changes under active development) and what differs from HEAD."""
+    import hashlib
+    digest = hashlib.sha256()
+    dirs = ("dashboard", "dashboard/pages", "query", "layers", "ops")
+    for path in sorted(q for d in dirs for q in (ROOT / d).glob("*.py")):
+        digest.update(str(path.relative_to(ROOT)).encode() + path.read_bytes())
+    status = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", *dirs, "config"],
+                            capture_output=True, text=True).stdout
+    return {"sha256": digest.hexdigest()[:16], "uncommitted": [l.strip() for l in status.splitlines() if l.strip()]}
+
+
+# --- the city, the server ----------------------------------------------------------------------------------------
+
+def make_city(root: Path, args) -> tuple[Path, Path, str]:
+    city = root / "city"
+    end = now_local().replace(microsecond=0).isoformat()
+    log(f"generating a city of {args.incidents:,} incidents ending at {end} ...")
+    run([PYTHON, "-m", "demo_city", "generate", "--out", str(city), "--incidents", str(args.incidents),
+         "--days", str(args.days), "--sensors", str(args.sensors), "--service-cases", str(args.service_cases),
+         "--end", end])
+    settings = write_config(root, city)
+    data = yaml.safe_load(settings.read_text(encoding="utf-8"))
+    data["clock"] = {"as_of": None}
+    data["dashboard"]["refresh_seconds"] = args.refresh_seconds
+    data["ops"] = {"dir": str(root / "var" / "ops")}
+    data["cache"]["dir"] = str(root / "var" / "cache")
+    settings.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    t0 = time.perf_counter()
+    run([PYTHON, "-m", "etl", "--config", str(settings), "load-all"])
+    log(f"loaded in {time.perf_counter() - t0:.1f}s")
+    return settings, city, end
+
+
+def start_server(settings: Path, root: Path, port: int) -> tuple[subprocess.Popen, str, Path]:
+    code = ("from dashboard.app import create_app; app = create_app(); "
+            f"app.run(host='127.0.0.1', port={port}, debug=False)")
+    log_path = root / "server.log"
+    out = open(log_path, "w")
+    proc = subprocess.Popen([PYTHON, "-c", code], cwd=ROOT, env={**ENV, "CITYOPS_CONFIG": str(settings)},
+                            stdout=out, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=5).read()
+            return proc, base, log_path
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"dashboard did not start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.3)
+
+
+# --- the updates -------------------------------------------------------------------------------------------------
+
+def update_file(city: Path, hours: int, number: int) -> tuple[Path, int]:
+    """A later hotline export cut at the real time: rows created/updated after now are dropped."""
+    tmp = city / f".update-{hours}.csv"
+    if not tmp.exists():          # deterministic for (city, hours): generate once, cut differently each time
+        run([PYTHON, "-m", "demo_city", "update", "--city", str(city), "--out", str(tmp), "--hours", str(hours)])
+    cut = now_local().strftime("%Y-%m-%d %H:%M:%S")
+    text = tmp.read_text(encoding="utf-8")
+    rows = list(csv.reader(io.StringIO(text)))
+    head, body = rows[0], rows[1:]
+    created, updated = head.index("created_at"), head.index("updated_at")
+    kept = [r for r in body if r[created] <= cut and (not r[updated] or r[updated] <= cut)]
+    out = city / "incidents" / f"hotline_12345_update_{number:04d}.csv"
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([head] + kept)
+    out.write_text(buf.getvalue(), encoding="utf-8")
+    return out, len(kept)
+
+
+def generation(base: str) -> str | None:
+    try:
+        data = json.loads(urllib.request.urlopen(base + "/healthz", timeout=10).read())
+    except (OSError, ValueError):
+        return None
+    return data.get("generation") if isinstance(data, dict) else None
+
+
+# --- analysis ----------------------------------------------------------------------------------------------------
+
+def slope(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of (x, y)."""
+    if len(points) < 3:
+        return None
+    n = len(points)
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    return sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else None
+
+
+def summarize(samples: list[dict], args) -> dict:
+    if not samples:
+        return {}
+    warm = [s for s in samples if s["minute"] >= args.warmup_minutes]
+    out = {"samples": len(samples), "minutes_run": samples[-1]["minute"], "warmup_minutes": args.warmup_minutes}
+    for key in ("heap_gc_mib", "heap_mib", "nodes_gc", "listeners_gc", "renderer_rss_mib", "gpu_rss_mib",
+                "browser_rss_mib", "server_rss_mib"):
+        values = [s[key] for s in samples if s.get(key) is not None]
+        if not values:
+            continue
+        entry = {"start": values[0], "end": values[-1], "max": max(values), "min": min(values)}
+        after = [(s["minute"] / 60, s[key]) for s in warm if s.get(key) is not None]
+        if after:
+            entry["at_warmup"] = after[0][1]
+            entry["max_after_warmup"] = max(v for _, v in after)
+            entry["slope_per_hour"] = slope(after)
+        out[key] = entry
+    heap, nodes = out.get("heap_gc_mib", {}), out.get("nodes_gc", {})
+    if "at_warmup" in heap and heap.get("slope_per_hour") is not None:
+        base = heap["at_warmup"]
+        checks = {
+            "heap_max_within_ratio": heap["max_after_warmup"] <= args.heap_ratio * base,
+            "heap_slope_24h_within_share": heap["slope_per_hour"] * 24 <= args.slope_share * base,
+            "nodes_max_within_ratio": nodes.get("max_after_warmup", 0) <= args.nodes_ratio * nodes.get("at_warmup", 0),
+        }
+        out["bound"] = {"heap_gc_max_mib": args.heap_ratio * base,
+                        "heap_gc_slope_mib_per_hour": args.slope_share * base / 24,
+                        "nodes_max": args.nodes_ratio * nodes.get("at_warmup", 0),
+                        "checks": checks, "pass": all(checks.values())}
+    else:
+        out["bound"] = {"pass": None, "why": "not run past the warm-up"}
+    return out
+
+
+# --- heap snapshots: what grew -------------------------------------------------------------------------------------
+
+def heap_snapshot(cdp, path: Path) -> dict:
+    """A V8 heap snapshot (after a forced GC) written to path; returns {constructor: [count, self bytes]}."""
+    chunks: list[str] = []
+    cdp.on("HeapProfiler.addHeapSnapshotChunk", lambda e: chunks.append(e["chunk"]))
+    cdp.send("HeapProfiler.enable")
+    cdp.send("HeapProfiler.collectGarbage")
+    cdp.send("HeapProfiler.takeHeapSnapshot", {"reportProgress": False})
+    text = "".join(chunks)
+    path.write_text(text)
+    snap = json.loads(text)
+    meta = snap["snapshot"]["meta"]
+    fields = meta["node_fields"]
+    width, name_at, size_at, type_at = len(fields), fields.index("name"), fields.index("self_size"), fields.index("type")
+    types = meta["node_types"][0]
+    strings, nodes = snap["strings"], snap["nodes"]
+    out: dict[str, list[int]] = {}
+    for i in range(0, len(nodes), width):
+        kind = types[nodes[i + type_at]]
+        name = strings[nodes[i + name_at]] if kind in ("object", "closure", "native") else f"({kind})"
+        entry = out.setdefault(name[:80], [0, 0])
+        entry[0] += 1
+        entry[1] += nodes[i + size_at]
+    return out
+
+
+def heap_growth(before: dict, after: dict, top: int = 15) -> list[dict]:
+    rows = [{"constructor": k, "count": after.get(k, [0, 0])[0] - before.get(k, [0, 0])[0],
+             "bytes": after.get(k, [0, 0])[1] - before.get(k, [0, 0])[1]} for k in set(before) | set(after)]
+    return sorted(rows, key=lambda r: -r["bytes"])[:top]
+
+
+# --- the soak ----------------------------------------------------------------------------------------------------
+
+def soak(args) -> int:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    root = Path(args.keep).resolve() if args.keep else ROOT / "var" / "bench" / f"soak-{stamp}"
+    root.mkdir(parents=True, exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    csv_path = RESULTS / f"wall_soak-{stamp}-m{args.minutes}.csv"
+    json_path = RESULTS / f"wall_soak-{stamp}-m{args.minutes}.json"
+    report = {"bench": "wall_soak", "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "args": vars(args), "cpus": os.cpu_count(), "load_average_start": os.getloadavg(),
+              "code": code_state(), "ui_sources": ui_state(), "root": str(root), "csv": str(csv_path)}
+    settings, city, end = make_city(root, args)
+    report["city"] = {"dir": str(city), "end": end, "incidents": args.incidents, "days": args.days,
+                      "sensors": args.sensors}
+    hours = max(2, -(-args.minutes // 60) + 1)
+    server, base, server_log = start_server(settings, root, args.port or free_port())
+    report["server_log"] = str(server_log)
+    samples: list[dict] = []
+    updates: list[dict] = []
+    events = {"responses": 0, "bytes": 0, "figures": 0, "errors": 0, "failed": 0}
+    page_errors: list[str] = []
+    etl: dict | None = None
+    snapshots: dict = {}
+    try:
+        with chromium(root) as browser:
+            page = browser.new_page(viewport={"width": args.width, "height": args.height})
+
+            def on_response(response):
+                if "_dash-update-component" not in response.url:
+                    return
+                try:
+                    size = int(response.headers.get("content-length") or len(response.body()))
+                except Exception:      # noqa: BLE001 - a body gone with a navigation
+                    size = 0
+                events["responses"] += 1
+                events["bytes"] += size
+                events["figures"] += size > args.figure_bytes
+                events["errors"] += response.status >= 400
+
+            page.on("response", on_response)
+            page.on("requestfailed", lambda r: events.__setitem__("failed", events["failed"] + 1)
+                    if "_dash-update-component" in r.url else None)
+            page.on("pageerror", lambda e: page_errors.append(f"{time.time():.0f} {e}"[:500]))
+            page.on("crash", lambda *_: page_errors.append(f"{time.time():.0f} renderer crashed"))
+            page.goto(base + "/wall", wait_until="networkidle", timeout=120_000)
+            page.wait_for_selector("#wall-map .maplibregl-canvas, #wall-map canvas", timeout=120_000)
+            cdp = page.context.new_cdp_session(page)
+            cdp.send("Performance.enable")
+            bcdp = browser.new_browser_cdp_session()
+            t0 = time.monotonic()
+            next_sample = t0
+            next_update = t0 + args.update_every * 60
+            number = 0
+            log(f"soaking {base}/wall for {args.minutes} min; samples every {args.sample_seconds}s -> {csv_path}")
+            with open(csv_path, "w", newline="") as fh:
+                writer = None
+                while True:
+                    elapsed = time.monotonic() - t0
+                    if etl and etl["proc"].poll() is not None:
+                        etl["seconds"] = time.monotonic() - etl.pop("started")
+                        proc = etl.pop("proc")
+                        etl["rc"] = proc.returncode
+                        etl["generation_after"] = generation(base)
+                        if proc.returncode:
+                            etl["error"] = Path(etl.pop("log")).read_text()[-1500:]
+                        updates.append(etl)
+                        log(f"update {etl['number']}: {etl['rows']} rows loaded in {etl['seconds']:.1f}s "
+                            f"(rc {etl['rc']}), generation {etl['generation_after']}")
+                        etl = None
+                    if time.monotonic() >= next_update and etl is None and elapsed < args.minutes * 60:
+                        number += 1
+                        path, rows = update_file(city, hours, number)
+                        etl_log = root / f"etl-{number:04d}.log"
+                        etl = {"number": number, "minute": round(elapsed / 60, 2), "file": path.name, "rows": rows,
+                               "started": time.monotonic(), "log": str(etl_log),
+                               "proc": subprocess.Popen([PYTHON, "-m", "etl", "--config", str(settings), "load-all"],
+                                                        cwd=ROOT, env=ENV, stdout=open(etl_log, "w"),
+                                                        stderr=subprocess.STDOUT)}
+                        next_update += args.update_every * 60
+                    if time.monotonic() >= next_sample:
+                        s = sample(page, cdp, bcdp, server.pid, elapsed, events)
+                        s["generation"] = generation(base)
+                        s["load1"] = os.getloadavg()[0]
+                        samples.append(s)
+                        if writer is None:
+                            writer = csv.DictWriter(fh, fieldnames=list(s))
+                            writer.writeheader()
+                        writer.writerow(s)
+                        fh.flush()
+                        for k in events:
+                            events[k] = 0
+                        report.update(samples_tail=samples[-3:], updates=updates, page_errors=page_errors[-20:],
+                                      summary=summarize(samples, args), load_average_now=os.getloadavg())
+                        json_path.write_text(json.dumps(report, indent=1, default=str))
+                        log(f"min {s['minute']:6.1f}  heap {s['heap_mib']:6.1f}  gc'd {s['heap_gc_mib']:6.1f} MiB  "
+                            f"nodes {s['nodes_gc']:5d}  renderer {s['renderer_rss_mib'] or 0:6.0f}  "
+                            f"server {s['server_rss_mib'] or 0:6.0f} MiB  responses {s['responses']} "
+                            f"({s['figures']} figures, {s['bytes'] / 1024:.0f} KiB)  load {s['load1']:.2f}")
+                        next_sample += args.sample_seconds
+                        if args.heap_snapshots and "warmup" not in snapshots and elapsed >= args.warmup_minutes * 60:
+                            snapshots["warmup"] = heap_snapshot(cdp, root / "heap-warmup.heapsnapshot")
+                        if elapsed >= args.minutes * 60:
+                            if args.heap_snapshots and "warmup" in snapshots:
+                                end_snap = heap_snapshot(cdp, root / "heap-end.heapsnapshot")
+                                report["heap_growth_after_warmup"] = heap_growth(snapshots["warmup"], end_snap)
+                            break
+                    if server.poll() is not None:
+                        page_errors.append(f"server exited {server.returncode}")
+                        break
+                    page.wait_for_timeout(1000)     # pumps Playwright's events (responses) while waiting
+    finally:
+        if etl and "proc" in etl:
+            etl["proc"].wait()
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    report.update(samples_tail=samples[-3:], updates=updates, page_errors=page_errors,
+                  summary=summarize(samples, args), load_average_end=os.getloadavg())
+    json_path.write_text(json.dumps(report, indent=1, default=str))
+    print(json.dumps(report["summary"], indent=1))
+    for row in report.get("heap_growth_after_warmup", []):
+        print(f"heap growth: {row['constructor'][:60]:<60} {row['count']:>+8} objects {row['bytes']:>+12,} bytes")
+    print(f"results: {csv_path.relative_to(ROOT)} {json_path.relative_to(ROOT)}")
+    if not args.keep:
+        shutil.rmtree(root / "var" / "warehouse", ignore_errors=True)
+    return 0
+
+
+def sample(page, cdp, bcdp, server_pid: int, elapsed: float, events: dict) -> dict:
+    raw = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    cdp.send("HeapProfiler.collectGarbage")
+    gcd = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    procs = bcdp.send("SystemInfo.getProcessInfo")["processInfo"]
+    by_type: dict[str, float] = {}
+    for p in procs:
+        rss = rss_mib(p["id"])
+        if rss is not None:
+            by_type[p["type"]] = by_type.get(p["type"], 0) + rss
+    return {
+        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "minute": round(elapsed / 60, 2),
+        "heap_mib": round(raw["JSHeapUsedSize"] / MIB, 2), "heap_total_mib": round(raw["JSHeapTotalSize"] / MIB, 2),
+        "heap_gc_mib": round(gcd["JSHeapUsedSize"] / MIB, 2), "nodes": int(raw["Nodes"]),
+        "nodes_gc": int(gcd["Nodes"]), "listeners_gc": int(gcd["JSEventListeners"]),
+        "documents_gc": int(gcd["Documents"]), "layout_objects": int(raw.get("LayoutObjects", 0)),
+        "renderer_rss_mib": round(by_type.get("renderer", 0), 1) or None,
+        "gpu_rss_mib": round(by_type.get("GPU", by_type.get("gpu", 0)), 1) or None,
+        "browser_rss_mib": round(by_type.get("browser", 0), 1) or None,
+        "server_rss_mib": round(rss_mib(server_pid) or 0, 1) or None,
+        "responses": events["responses"], "bytes": events["bytes"], "figures": events["figures"],
+        "http_errors": events["errors"], "failed_requests": events["failed"],
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.wall_soak", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--minutes", type=int, default=60, help="how long to soak (24 h: 1440)")
+    ap.add_argument("--refresh-seconds", type=int, default=10, help="dashboard.refresh_seconds (default 10)")
+    ap.add_argument("--update-every", type=float, default=5, help="minutes between hotline updates + ETL loads")
+    ap.add_argument("--sample-seconds", type=int, default=60)
+    ap.add_argument("--warmup-minutes", type=float, default=10)
+    ap.add_argument("--heap-ratio", type=float, default=1.5, help="bound: GC'd heap max / value after warm-up")
+    ap.add_argument("--slope-share", type=float, default=0.5,
+                    help="bound: GC'd heap slope x 24 h / value after warm-up")
+    ap.add_argument("--nodes-ratio", type=float, default=1.2, help="bound: DOM nodes max / value after warm-up")
+    ap.add_argument("--incidents", type=int, default=50_000)
+    ap.add_argument("--days", type=int, default=30)
+    ap.add_argument("--sensors", type=int, default=24)
+    ap.add_argument("--service-cases", type=int, default=2_000)
+    ap.add_argument("--width", type=int, default=1920)
+    ap.add_argument("--height", type=int, default=1080)
+    ap.add_argument("--figure-bytes", type=int, default=20_000,
+                    help="a refresh response larger than this is counted as carrying the figure")
+    ap.add_argument("--heap-snapshots", action="store_true",
+                    help="V8 heap snapshots after the warm-up and at the end (kept beside the run), and the "
+                         "constructors that grew most in between")
+    ap.add_argument("--port", type=int)
+    ap.add_argument("--keep", help="build city, config and warehouse in DIR and keep the warehouse")
+    return soak(ap.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
