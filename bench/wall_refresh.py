@@ -117,12 +117,14 @@ def working_copy(pristine: Path, work: Path) -> None:
     shutil.copytree(pristine, work, copy_function=link_or_copy)
 
 
-def settings_for(root: Path, city: Path, warehouse: Path, as_of: str, cache: str) -> Path:
+def settings_for(root: Path, city: Path, warehouse: Path, as_of: str, cache: str, redis_url: str | None = None) -> Path:
     settings = write_config(root, city)
     data = yaml.safe_load(settings.read_text(encoding="utf-8"))
     data["warehouse"]["dir"] = str(warehouse)
     data["clock"] = {"as_of": as_of}
     data["cache"]["type"] = cache
+    if redis_url:
+        data["cache"]["redis_url"] = redis_url
     data["cache"]["dir"] = str(root / "var" / "cache")
     data["ops"] = {"dir": str(root / "var" / "ops")}
     settings.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
@@ -395,7 +397,7 @@ def run(args) -> dict:
     root = WALLS / city_key(p) / "run"
     work = root / "warehouse"
     working_copy(pristine, work)
-    settings = settings_for(root, city, work, p.end, args.cache)
+    settings = settings_for(root, city, work, p.end, args.cache, args.redis_url)
     report = {"bench": "wall_refresh", "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "machine": host, "args": vars(args),
               "city": {"dir": str(city), "params": {"incidents": p.incidents, "days": p.days, "sensors": p.sensors,
@@ -531,6 +533,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("--cache", choices=["simple", "filesystem", "redis", "null"], default="simple",
                     help="the server's cache type (redis needs a running redis-server)")
+    ap.add_argument("--redis-url", help="cache.redis_url for --cache redis (default: the config's)")
     ap.add_argument("--repeats", type=int, default=20, help="samples of each warm case (default 20)")
     ap.add_argument("--cold-repeats", type=int, default=3, help="fresh servers for the cold cases (default 3)")
     ap.add_argument("--generations", type=int, default=2, help="new generations published during the run")
