@@ -39,7 +39,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
@@ -50,10 +50,10 @@ PYTHON = sys.executable
 RESULTS = Path(__file__).resolve().parent / "results"
 WALLS = ROOT / "var" / "bench" / "wall"
 sys.path.insert(0, str(ROOT))
-from bench.etl_throughput import OUTCOME, city_key, ensure_city, machine, measured, write_config  # noqa: E402
-from bench.wall_soak import rss_mib, start_server, ui_state  # noqa: E402
-from demo_city.generate import Params  # noqa: E402
-from tests.browser import free_port  # noqa: E402
+from bench.etl_throughput import OUTCOME, city_key, ensure_city, machine, measured, write_config
+from bench.wall_soak import rss_mib, start_server, ui_state
+from demo_city.generate import Params
+from tests.browser import free_port
 
 ENV = dict(os.environ, CITYOPS_PII_KEY="bench-only-key-not-secret", PYTHONPATH=str(ROOT))
 REFRESH_INPUT = ("wall-refresh", "n_intervals")
@@ -91,7 +91,7 @@ def loaded_warehouse(p: Params, city: Path, reload: bool, rss_limit_mib: float) 
     feeds = [{"feed": m["feed"], "status": m["status"], "read": int(m["read"].replace(",", "")),
               "seconds": float(m["seconds"])} for m in OUTCOME.finditer(result["stdout"])]
     info = {"seconds": result["seconds"], "rss_mib": result["rss_mib"], "cpu_s": result["cpu_s"], "rc": result["rc"],
-            "killed": result["killed"], "feeds": feeds, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "killed": result["killed"], "feeds": feeds, "at": datetime.now(UTC).isoformat(timespec="seconds")}
     if result["rc"] != 0 or result["killed"]:
         info["error"] = (result["stderr"] + result["stdout"])[-2000:]
         (home / "load-failed.json").write_text(json.dumps(info, indent=1))
@@ -243,6 +243,19 @@ def summary(rows: list[dict]) -> dict:
 
 # --- the run --------------------------------------------------------------------------------------------------------
 
+def clear_shared_cache(settings: Path) -> None:
+    """A cold start needs an empty cache: a restarted server keeps a redis or filesystem cache's entries."""
+    data = yaml.safe_load(settings.read_text(encoding="utf-8"))
+    cache = data.get("cache", {})
+    if cache.get("type") == "filesystem":
+        shutil.rmtree(cache["dir"], ignore_errors=True)
+    elif cache.get("type") == "redis":
+        import redis
+        client = redis.Redis.from_url(cache["redis_url"])
+        for key in client.scan_iter(f"cityops:{data['city']['id']}:*"):     # dashboard/app.cache_config's prefix
+            client.delete(key)
+
+
 class Server:
     def __init__(self, settings: Path, root: Path):
         self.settings, self.root = settings, root
@@ -250,6 +263,7 @@ class Server:
 
     def start(self) -> str:
         self.stop()
+        clear_shared_cache(self.settings)
         started = time.perf_counter()
         self.proc, self.base, _ = start_server(self.settings, self.root, free_port())
         self.start_seconds = time.perf_counter() - started
@@ -316,8 +330,8 @@ def publish_update(settings: Path, city: Path, root: Path, hours: int, client: W
 def in_process(settings: Path, visible: list[str] | None, repeats: int, cold_repeats: int) -> dict:
     """Where a refresh's server time goes: the page's own functions in a Flask request context."""
     from core.settings import load_config
-    from dashboard.app import create_app
     from dashboard import alarm_panel, shell
+    from dashboard.app import create_app
     from query import store
     app = create_app(load_config(settings))
     wall = next(m for name, m in list(sys.modules.items())
@@ -330,6 +344,7 @@ def in_process(settings: Path, visible: list[str] | None, repeats: int, cold_rep
             s["json"] = wall._figure_json(s["fig"])[0]
         else:
             import hashlib
+
             import plotly.io as pio
             s["json"] = pio.to_json(s["fig"], validate=False)
             hashlib.sha1(s["json"].encode()).hexdigest()
@@ -398,7 +413,7 @@ def run(args) -> dict:
     work = root / "warehouse"
     working_copy(pristine, work)
     settings = settings_for(root, city, work, p.end, args.cache, args.redis_url)
-    report = {"bench": "wall_refresh", "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    report = {"bench": "wall_refresh", "at": datetime.now(UTC).isoformat(timespec="seconds"),
               "machine": host, "args": vars(args),
               "city": {"dir": str(city), "params": {"incidents": p.incidents, "days": p.days, "sensors": p.sensors,
                                                     "service_cases": p.service_cases, "seed": p.seed, "end": p.end},
@@ -488,8 +503,8 @@ def ratios(report: dict) -> None:
 
 
 def table(report: dict) -> str:
-    lines = [f"{'case':<18} {'n':>3} {'median ms':>10} {'p90 ms':>9} {'max ms':>9} {'bytes':>11} {'gzip':>9} "
-             f"{'x count(*)':>10} {'x healthz':>9} {'x static':>9}  outputs sent"]
+    lines = [(f"{'case':<18} {'n':>3} {'median ms':>10} {'p90 ms':>9} {'max ms':>9} {'bytes':>11} {'gzip':>9} "
+              f"{'x count(*)':>10} {'x healthz':>9} {'x static':>9}  outputs sent")]
     lines.append("-" * len(lines[0]))
     b = report["baselines"]
     for name, row in [("static asset", b["static_asset"]), ("/healthz", b["healthz"])]:

@@ -37,7 +37,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -46,9 +46,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 RESULTS = Path(__file__).resolve().parent / "results"
 sys.path.insert(0, str(ROOT))
-from bench.etl_throughput import code_state, write_config  # noqa: E402
-from demo_city.timefmt import LOCAL_TZ  # noqa: E402
-from tests.browser import chromium, free_port  # noqa: E402
+from bench.etl_throughput import code_state, write_config
+from demo_city.timefmt import LOCAL_TZ
+from tests.browser import chromium, free_port
 
 ENV = dict(os.environ, CITYOPS_PII_KEY="bench-only-key-not-secret", PYTHONPATH=str(ROOT))
 MIB = 1024 * 1024
@@ -61,7 +61,7 @@ def log(msg: str) -> None:
 
 
 def run(args: list[str], **kw) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=ROOT, env=ENV, capture_output=True, text=True, **kw)
+    result = subprocess.run(args, cwd=ROOT, env=ENV, capture_output=True, text=True, check=False, **kw)
     if result.returncode != 0:
         raise SystemExit(f"{args[:4]} exited {result.returncode}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
     return result
@@ -92,7 +92,7 @@ def ui_state() -> dict:
     for path in sorted(q for d in dirs for q in (ROOT / d).glob("*.py")):
         digest.update(str(path.relative_to(ROOT)).encode() + path.read_bytes())
     status = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", *dirs, "config"],
-                            capture_output=True, text=True).stdout
+                            capture_output=True, text=True, check=False).stdout
     return {"sha256": digest.hexdigest()[:16], "uncommitted": [l.strip() for l in status.splitlines() if l.strip()]}
 
 
@@ -122,7 +122,7 @@ def start_server(settings: Path, root: Path, port: int) -> tuple[subprocess.Pope
     code = ("from dashboard.app import create_app; app = create_app(); "
             f"app.run(host='127.0.0.1', port={port}, debug=False)")
     log_path = root / "server.log"
-    out = open(log_path, "w")
+    out = open(log_path, "w")  # noqa: SIM115 - the server's log, open for the server's life
     proc = subprocess.Popen([PYTHON, "-c", code], cwd=ROOT, env={**ENV, "CITYOPS_CONFIG": str(settings)},
                             stdout=out, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
@@ -254,7 +254,7 @@ def soak(args) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     csv_path = RESULTS / f"wall_soak-{stamp}-m{args.minutes}.csv"
     json_path = RESULTS / f"wall_soak-{stamp}-m{args.minutes}.json"
-    report = {"bench": "wall_soak", "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    report = {"bench": "wall_soak", "at": datetime.now(UTC).isoformat(timespec="seconds"),
               "args": vars(args), "cpus": os.cpu_count(), "load_average_start": os.getloadavg(),
               "code": code_state(), "ui_sources": ui_state(), "root": str(root), "csv": str(csv_path)}
     settings, city, end = make_city(root, args)
@@ -322,7 +322,7 @@ def soak(args) -> int:
                         etl = {"number": number, "minute": round(elapsed / 60, 2), "file": path.name, "rows": rows,
                                "started": time.monotonic(), "log": str(etl_log),
                                "proc": subprocess.Popen([PYTHON, "-m", "etl", "--config", str(settings), "load-all"],
-                                                        cwd=ROOT, env=ENV, stdout=open(etl_log, "w"),
+                                                        cwd=ROOT, env=ENV, stdout=open(etl_log, "w"),  # noqa: SIM115
                                                         stderr=subprocess.STDOUT)}
                         next_update += args.update_every * 60
                     if time.monotonic() >= next_sample:
@@ -387,7 +387,7 @@ def sample(page, cdp, bcdp, server_pid: int, elapsed: float, events: dict) -> di
         if rss is not None:
             by_type[p["type"]] = by_type.get(p["type"], 0) + rss
     return {
-        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "minute": round(elapsed / 60, 2),
+        "at": datetime.now(UTC).isoformat(timespec="seconds"), "minute": round(elapsed / 60, 2),
         "heap_mib": round(raw["JSHeapUsedSize"] / MIB, 2), "heap_total_mib": round(raw["JSHeapTotalSize"] / MIB, 2),
         "heap_gc_mib": round(gcd["JSHeapUsedSize"] / MIB, 2), "nodes": int(raw["Nodes"]),
         "nodes_gc": int(gcd["Nodes"]), "listeners_gc": int(gcd["JSEventListeners"]),
