@@ -4,8 +4,9 @@
 
 Registers a pandas frame per batch, scans it (plain INSERT, SELECT only, CREATE TEMP TABLE AS, or an INSERT of
 copied strings), unregisters and deletes it, all inside one BEGIN ... COMMIT, and reports the Python objects
-(sys.getallocatedblocks) and Arrow bytes still held before and after COMMIT. This is the pattern of
-etl/pipeline.load_file (one transaction per file, frames registered per chunk); see docs/PERFORMANCE.md.
+(sys.getallocatedblocks) and Arrow bytes still held before and after COMMIT. This was the pattern of
+etl/pipeline.load_file (one transaction per file, frames registered per chunk) until loads staged their chunks in
+short commits (etl/staging.py); see docs/PERFORMANCE.md.
 """
 import argparse
 import gc

@@ -201,7 +201,7 @@ def pipeline(settings: Path, feed_id: str, path: Path, env: dict, profile: Path 
         return {**base, "status": f"killed: RSS over {rss_limit_mib:,.0f} MiB"}
     match = OUTCOME.search(result["stdout"])
     if result["rc"] != 0 or not match or match["status"] != "ok":
-        lines = [l for l in (result["stderr"] + result["stdout"]).splitlines() if l.strip()]
+        lines = [l for l in (result["stdout"] + result["stderr"]).splitlines() if l.strip()]   # a traceback's end
         return {**base, "status": f"failed (exit {result['rc']}): " + (lines[-1][:300] if lines else "no output")}
     counts = {k: int(match[k].replace(",", "")) for k in ("read", "inserted", "updated", "merged", "quarantined")}
     return {**base, "status": "ok", "load_seconds": float(match["seconds"]), **counts}

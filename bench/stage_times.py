@@ -49,8 +49,6 @@ def _leave():
 def timed(name, fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        if _stack and _stack[-1][0] == RAW_RECORD:      # per-row masking of quarantined rows stays with them
-            return fn(*args, **kwargs)
         _enter(name)
         try:
             return fn(*args, **kwargs)
@@ -76,26 +74,28 @@ def timed_iter(name, fn):
     return wrapper
 
 
-RAW_RECORD = "quarantine: raw_record (mask one row)"
+RAW_RECORDS = "quarantine: raw_records (mask column-wise)"
 STAGES = {
     # module attribute: stage name (most specific names first in the report's reading)
     ("etl.extract", "read"): "extract: read + parse CSV/JSON into string frames",
     ("etl.transform", "to_canonical"): "transform: strip, map values, parse types",
     ("etl.validate", "check"): "validate: rules + inside-city test",
-    ("etl.mask", "phone_hash"): "mask: phone_hash (HMAC per row)",
+    ("etl.mask", "phone_hash"): "mask: phone_hash (HMAC per value)",
     ("etl.mask", "street_level"): "mask: street_level (regex per row)",
     ("etl.mask", "scrub"): "mask: scrub (3 regexes per row)",
-    ("etl.mask", "raw_record"): RAW_RECORD,
-    ("etl.pipeline", "_quarantine"): "quarantine: frame, json, insert",
+    ("etl.mask", "raw_records"): RAW_RECORDS,
+    ("etl.pipeline", "_quarantine"): "quarantine: frame, json",
     ("etl.pipeline", "_derive"): "derive: ids, SLA, department",
     ("etl.pipeline", "_h3"): "derive: h3 cells (per-row python)",
-    ("etl.merge", "merge"): "merge: register + UPDATE + INSERT",
-    ("etl.merge", "_dedupe"): "merge: _dedupe (pandas sort + duplicated)",
-    ("etl.merge", "_history"): "merge: _history (INSERT OR IGNORE status)",
-    ("etl.merge", "_count"): "merge: counts (anti join, join)",
+    ("etl.staging", "append"): "stage: append a chunk (own commit)",
+    ("etl.pipeline", "_merge_staged"): "final: dedupe into staging, quarantine",
+    ("etl.merge", "merge_staged"): "final: merge (UPDATE + INSERT)",
+    ("etl.merge", "_history"): "final: status history (INSERT OR IGNORE)",
+    ("etl.merge", "_count"): "final: counts (anti join, join)",
+    ("etl.pipeline", "commit_run"): "final: run log + COMMIT",
     ("etl.pipeline", "_process_chunk"): "chunk glue (reset_index, Reasons, filters)",
     ("etl.pipeline", "file_sha256"): "file sha256",
-    ("etl.pipeline", "load_file"): "load_file rest (BEGIN, DELETE, COMMIT, run log)",
+    ("etl.pipeline", "load_file"): "load_file rest (run log, staging tables)",
     ("core.warehouse", "publish"): "publish: Parquet of every table",
     ("etl.jobs", "Session"): "session: read boundaries, Locator",
     ("etl.boundaries", "load"): "boundaries load (first run only)",
@@ -135,13 +135,14 @@ def trace_memory() -> None:
     from etl import pipeline
     inner = pipeline._process_chunk
 
-    def wrapper(con, *args, **kwargs):
-        result = inner(con, *args, **kwargs)
+    def wrapper(*args, **kwargs):
+        result = inner(*args, **kwargs)
         import gc
         gc.collect()
+        con = args[-1].con          # the run's staging.Stage holds the writer connection
         tags = con.execute("SELECT tag, memory_usage_bytes FROM duckdb_memory() WHERE memory_usage_bytes > 0"
                            ).fetchall()
-        MEMORY_TRACE.append({"rows": args[-1].counts["read"], "rss_mib": _rss_mib(),
+        MEMORY_TRACE.append({"rows": args[-2].counts["read"], "rss_mib": _rss_mib(),
                              "duckdb_mib": {t: round(b / 2 ** 20) for t, b in tags if b >= 2 ** 20},
                              "malloc_in_use_mib": _malloc_in_use_mib(),
                              "arrow_mib": round(pyarrow.total_allocated_bytes() / 2 ** 20),

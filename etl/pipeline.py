@@ -1,6 +1,8 @@
-"""One file through the pipeline: extract -> map -> validate -> mask -> locate -> merge, in one transaction,
-then publish. A load killed at any point leaves the last published generation untouched and the writer
-database as it was before the load (DuckDB rolls back the open transaction)."""
+"""One file through the pipeline: extract -> map -> validate -> mask -> locate -> stage, chunk by chunk, then
+merge in one transaction, then publish. A load killed at any point leaves the last published generation untouched
+and the canonical tables, quarantine and run counts as they were before the load: staged chunks live in an
+in-memory scratch database (etl/staging.py) that only the final transaction reads; DuckDB rolls back an open
+transaction."""
 import hashlib
 import json
 import os
@@ -9,11 +11,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
 from core import clock
 from core.schema import ENTITIES
-from etl import extract, mask, merge, transform, validate
+from etl import extract, mask, merge, staging, transform, validate
 from etl.keys import pii_key
 
 
@@ -75,24 +78,49 @@ def load_file(con, config, feed, path: Path, locator, force: bool = False, progr
     outcome.run_id = con.execute("SELECT nextval('etl_run_seq')").fetchall()[0][0]
     con.execute("INSERT INTO etl_run (run_id, feed_id, file, file_sha256, started_at, status, pid) "
                 "VALUES (?, ?, ?, ?, now(), 'running', ?)", [outcome.run_id, feed.id, str(path), sha, os.getpid()])
-    con.execute("BEGIN TRANSACTION")
+    staging.attach(con)
+    stage = staging.Stage(con, outcome.run_id, feed.id, feed.entity)
     try:
-        con.execute("DELETE FROM etl_quarantine WHERE feed_id = ? AND file = ?", [feed.id, str(path)])
-        context = validate.Context(clock.now(config), locator, config.catalog, con)
-        key = pii_key(config)
-        position = extract.Position(path.stat().st_size)
-        for raw in extract.read(path, feed.source, config.settings.etl.chunk_rows, position):
-            _process_chunk(con, config, feed, path, raw, context, key, outcome)
-            if progress:
-                progress(outcome, time.monotonic() - started, position)
-        _end(progress)
+        _stage_file(con, config, feed, path, locator, stage, outcome, progress, started)
+        _merge_staged(con, feed, path, stage, outcome)
         outcome.seconds = time.monotonic() - started
         commit_run(con, outcome)
     except Exception as exc:
         _end(progress)
         fail_run(con, outcome, exc, started)
         raise
+    finally:
+        stage.drop()
     return outcome
+
+
+def _stage_file(con, config, feed, path, locator, stage, outcome, progress, started) -> None:
+    """Every chunk checked, masked, located and appended to the run's staging tables, each in its own commit."""
+    context = validate.Context(clock.now(config), locator, config.catalog, con)
+    key = pii_key(config)
+    position = extract.Position(path.stat().st_size)
+    for raw in extract.read(path, feed.source, config.settings.etl.chunk_rows, position):
+        _process_chunk(config, feed, path, raw, context, key, outcome, stage)
+        if progress:
+            progress(outcome, time.monotonic() - started, position)
+    _end(progress)
+
+
+def _merge_staged(con, feed, path, stage, outcome) -> None:
+    """Open the load's one transaction: the file's quarantine replaced, its rows merged (committed by commit_run).
+    Rows superseded within the file are listed before it: that writes to the scratch database, and one transaction
+    may write to one database only."""
+    con.execute(f"CREATE OR REPLACE TABLE {stage.superseded} AS {merge.superseded_sql(stage.staged, feed.entity)}")
+    batch = f"(SELECT * FROM {stage.rows} ANTI JOIN {stage.superseded} USING ({staging.SEQ}))"
+    columns = list(stage.provided)
+    if feed.entity == "incidents":
+        columns += [c for c in merge.VERSION_TIMES if c not in columns]
+    con.execute("BEGIN TRANSACTION")
+    con.execute("DELETE FROM etl_quarantine WHERE feed_id = ? AND file = ?", [feed.id, str(path)])
+    con.execute(f"INSERT INTO etl_quarantine SELECT * FROM {stage.quarantine}")
+    counts = merge.merge_staged(con, stage.rows, batch, feed.entity, columns)
+    for name, value in counts.items():
+        outcome.counts[name] += value
 
 
 def commit_run(con, outcome: Outcome) -> None:
@@ -106,15 +134,22 @@ def commit_run(con, outcome: Outcome) -> None:
 
 
 def fail_run(con, outcome: Outcome, exc: Exception, started: float) -> None:
-    """Roll a run's transaction back and record why in the run log."""
-    con.execute("ROLLBACK")
+    """Roll a run's transaction back (if it got that far) and record why in the run log."""
+    _rollback(con)
     outcome.status, outcome.error = "failed", str(exc)
     outcome.seconds = time.monotonic() - started
     con.execute("UPDATE etl_run SET status = 'failed', finished_at = now(), error = ?, duration_s = ? "
                 "WHERE run_id = ?", [str(exc), outcome.seconds, outcome.run_id])
 
 
-def _process_chunk(con, config, feed, path, raw, context, key, outcome):
+def _rollback(con) -> None:
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.TransactionException:     # failed while staging: no transaction was open, nothing to undo
+        pass
+
+
+def _process_chunk(config, feed, path, raw, context, key, outcome, stage):
     if outcome.counts["read"] == 0:
         transform.check_columns(raw, feed, path)
     raw = raw.reset_index(drop=True)
@@ -122,18 +157,16 @@ def _process_chunk(con, config, feed, path, raw, context, key, outcome):
     reasons.add(raw["_error"].notna(), raw["_error"])
     frame = transform.to_canonical(raw, feed, config.catalog, feed.source.timezone, reasons)
     validate.check(frame, feed.entity, context, reasons)
-    failed = reasons.failed()
-    _quarantine(con, feed, path, raw[failed], reasons.values[failed], key, outcome.run_id)
-    good = frame[~failed.to_numpy()].reset_index(drop=True)
+    failed = reasons.failed().to_numpy()
+    stage.append_quarantine(_quarantine(feed, path, raw[failed], reasons.values[failed], key, outcome.run_id))
+    good = frame[~failed].reset_index(drop=True)
     good = mask.apply(good, feed.personal, key)
     good = _derive(good, feed, config, context.locator)
-    good["feed_id"], good["run_id"] = feed.id, outcome.run_id
-    counts = merge.merge(con, good, feed.entity)
+    good[staging.SEQ] = raw["_line"].to_numpy()[~failed]
+    stage.append_rows(merge.with_version_times(good, feed.entity))
     c = outcome.counts
     c["read"] += len(raw)
     c["quarantined"] += int(failed.sum())
-    for name, value in counts.items():
-        c[name] += value
 
 
 def _derive(frame: pd.DataFrame, feed, config, locator) -> pd.DataFrame:
@@ -162,29 +195,24 @@ def _h3(lat, lon):
 READ_ERROR = "_error"     # raw_json key: the record itself could not be read (wrong field count, bad bytes)
 
 
-def _quarantine(con, feed, path, raw, reasons, key, run_id):
+def _quarantine(feed, path, raw, reasons, key, run_id) -> pd.DataFrame:
+    """The etl_quarantine rows of a chunk's failed records, their raw records masked."""
     if raw.empty:
-        return
+        return pd.DataFrame()
     fields = [c for c in raw.columns if not c.startswith("_")]
     records = raw[fields].astype(object).where(raw[fields].notna(), None).to_dict("records")
     read_errors = raw["_error"].astype(object).where(raw["_error"].notna(), None).tolist() \
         if "_error" in raw else [None] * len(records)
     key_specs = [feed.spec(k) for k in feed.key]
-    roles = mask.raw_roles(feed)
-    rows = pd.DataFrame({
+    return pd.DataFrame({
         "run_id": run_id, "feed_id": feed.id, "file": str(path),
         "line": raw["_line"].to_numpy(),
         "record_key": ["|".join(spec.join.join(str(r.get(s) or "") for s in spec.fields()) for spec in key_specs)
                        for r in records],
         "reason": reasons.to_numpy(),
-        "raw_json": [json.dumps(_with_read_error(mask.raw_record(r, feed, key, roles), error), ensure_ascii=False)
-                     for r, error in zip(records, read_errors)],
+        "raw_json": [json.dumps(_with_read_error(r, error), ensure_ascii=False)
+                     for r, error in zip(mask.raw_records(raw[fields], feed, key), read_errors)],
     })
-    con.register("quarantined", rows)
-    try:
-        con.execute("INSERT INTO etl_quarantine SELECT * FROM quarantined")
-    finally:
-        con.unregister("quarantined")
 
 
 def _with_read_error(record: dict, error) -> dict:

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from core.schema import ENTITIES
-from etl.transform import Reasons
+from etl.transform import Reasons, texts_at
 
 FUTURE_TOLERANCE = timedelta(minutes=10)    # clocks of source systems drift a little
 
@@ -35,26 +35,26 @@ def _incidents(frame, context, reasons):
         reasons.add(s.notna() & ((s < 1) | (s > 5)), "satisfaction outside 1-5")
     statuses = {"received", "dispatched", "in_progress", "closed"}
     reasons.add(frame["status"].notna() & ~frame["status"].isin(statuses),
-                "unknown status '" + frame["status"].fillna("").astype(str) + "'")
+                lambda rows: "unknown status '" + texts_at(frame["status"], rows) + "'")
 
 
 def _service_cases(frame, context, reasons):
     if "decided_at" in frame.columns:
         reasons.add(frame["decided_at"] < frame["submitted_at"], "decided before submitted")
     reasons.add(frame["channel"].notna() & ~frame["channel"].isin(["online", "offline"]),
-                "unknown channel '" + frame["channel"].fillna("").astype(str) + "' (expected online or offline)")
+                lambda rows: "unknown channel '" + texts_at(frame["channel"], rows) + "' (expected online or offline)")
 
 
 def _sensors(frame, context, reasons):
     metrics = context.catalog.thresholds.metrics
     reasons.add(frame["metric"].notna() & ~frame["metric"].isin(list(metrics)),
-                "unknown metric '" + frame["metric"].fillna("").astype(str) + "'")
+                lambda rows: "unknown metric '" + texts_at(frame["metric"], rows) + "'")
 
 
 def _readings(frame, context, reasons):
     known = frame["sensor_id"].isin(context.known_sensors())
     reasons.add(frame["sensor_id"].notna() & ~known,
-                "unknown sensor '" + frame["sensor_id"].fillna("").astype(str) + "'")
+                lambda rows: "unknown sensor '" + texts_at(frame["sensor_id"], rows) + "'")
     ok = frame["status"].fillna("ok").eq("ok") if "status" in frame.columns else pd.Series(True, index=frame.index)
     low, high = context.valid_range(frame["sensor_id"])
     value = frame["value"]
@@ -79,8 +79,13 @@ def _coordinates(frame, locator, reasons):
     reasons.add(both & ~inside, "coordinates outside the city")
 
 
+def _places(frame, context, reasons):
+    reasons.add(frame["kind"].notna() & ~frame["kind"].astype(str).str.fullmatch(r"[a-z][a-z0-9_]{0,40}"),
+                lambda rows: "kind '" + texts_at(frame["kind"], rows) + "' is not a code (a-z, 0-9, _)")
+
+
 RULES = {"incidents": _incidents, "service_cases": _service_cases, "sensors": _sensors,
-         "sensor_readings": _readings}
+         "sensor_readings": _readings, "places": _places}
 
 
 class Context:

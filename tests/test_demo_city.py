@@ -82,6 +82,22 @@ def test_same_args_identical_bytes_and_other_seed_differs(city, tmp_path):
     assert all(other[k] != mine[k] for k in mine)
 
 
+# readings.csv of the SMALL city at the default seed, as the generator wrote it when it held every line in memory
+READINGS_SHA256 = "165870db6fecb5ee376e8120862877e33b3bcb84dfb5fd367c401e044673f789"
+
+
+def test_readings_streamed_in_chunks_are_the_same_bytes(city, tmp_path, monkeypatch):
+    """The readings file is written a chunk of lines at a time (bounded memory at 50M readings): the chunk size
+    and the streaming itself must not change a byte."""
+    from demo_city import iot
+    if SEED == 20261120:
+        assert sha(city / READINGS) == READINGS_SHA256
+    monkeypatch.setattr(iot, "WRITE_ROWS", 997)
+    small = generate(tmp_path / "chunks")
+    assert sha(small / READINGS) == sha(city / READINGS)
+    assert sha(small / "defects.json") == sha(city / "defects.json")
+
+
 def test_manifest_matches_files(city, manifest):
     assert manifest["generator"] == "demo_city" and manifest["version"] == 1
     for rel, info in manifest["files"].items():
