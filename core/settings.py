@@ -122,6 +122,22 @@ class Ops(Strict):
     dir: Path = Field(Path("var/ops"), description="operational state the dashboard writes (acknowledgements)")
 
 
+class Auth(Strict):
+    secret_key_env: str = Field("CITYOPS_SECRET_KEY", description=(
+        "environment variable holding the key that signs session cookies; if unset, a key is generated once "
+        "in ops.dir (every worker of this installation shares it)"))
+    max_failures: int = Field(5, ge=1, le=100, description="failed sign-ins per account or address ...")
+    failure_window_minutes: float = Field(15, gt=0, le=24 * 60, description="... within this window lock it out")
+    kiosk_days: int = Field(365, ge=1, le=3650, description="a kiosk account's session cookie lasts this long")
+    secure_cookies: bool = Field(False, description="send the session cookie over HTTPS only (behind TLS)")
+
+
+class Privacy(Strict):
+    min_records: int = Field(5, ge=1, le=1000, description=(
+        "k of small-number suppression: a published figure counting fewer records is shown as '< k' on shared "
+        "screens (kiosk accounts, no signed-in user) and in exports"))
+
+
 class Settings(Strict):
     city: City
     data_dir: Path
@@ -132,6 +148,8 @@ class Settings(Strict):
     dashboard: Dashboard = Dashboard()
     etl: Etl = Etl()
     ops: Ops = Ops()
+    auth: Auth = Auth()
+    privacy: Privacy = Privacy()
 
 
 class Config:
@@ -169,6 +187,12 @@ class Config:
         """config/alarms.yaml (defaults when absent); load_config has already validated it."""
         from core import alarms_config
         return alarms_config.load(self.settings_path.parent)
+
+    @cached_property
+    def users(self):
+        """config/roles.yaml and users.yaml (core/users.py): read by the dashboard only, so the ETL runs without."""
+        from core import users
+        return users.load(self.settings_path.parent)
 
     def pii_key(self) -> bytes | None:
         value = os.environ.get(self.settings.etl.pii_key_env)

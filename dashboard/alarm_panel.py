@@ -8,7 +8,9 @@ from dashboard.shell import t
 from ops import acks
 from query import alarms, overview, store
 
-MAX_ITEMS = 12          # what fits the panel at any wall size; the rest are counted
+# At most this many rows are sent; the browser (assets/alarms.js) shows only the rows that fit whole at its size and
+# counts the rest on the "+N more" line, which carries the count of those not sent (data-beyond) and its wording.
+MAX_ITEMS = 20
 
 
 def current(now: datetime) -> list[tuple]:
@@ -53,10 +55,16 @@ def _age(now: datetime, since: datetime) -> str:
     return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h"
 
 
+def may_acknowledge() -> bool:
+    """Only a role with the acknowledge permission gets the button (the callback checks again)."""
+    user = store.caller()
+    return user is None or "acknowledge" in user.permissions
+
+
 def panel(lang: str, now: datetime, pairs: list[tuple]) -> list:
     if not pairs:
         return [html.Div(t(lang, "wall.no_alarms"), className="alarm-none")]
-    districts = _district_names(lang)
+    districts, can_ack = _district_names(lang), may_acknowledge()
     items = []
     for alarm, ack in pairs[:MAX_ITEMS]:
         located = alarm.lat is not None and alarm.lon is not None
@@ -67,11 +75,12 @@ def panel(lang: str, now: datetime, pairs: list[tuple]) -> list:
                         title=t(lang, "alarm.locate")),
             html.Span(t(lang, "alarm.acked_by", user=ack["user"]), className="alarm-acked") if ack else
             html.Button("✓", id={"type": "alarm-ack", "index": alarm.id}, className="alarm-ack",
-                        title=t(lang, "alarm.ack")),
+                        title=t(lang, "alarm.ack")) if can_ack else None,
         ], className=f"alarm alarm-{alarm.severity}" + (" acknowledged" if ack else ""),
             **{"data-alarm": alarm.id, "data-kind": alarm.kind}))
-    if len(pairs) > MAX_ITEMS:
-        items.append(html.Div(t(lang, "alarm.more", count=len(pairs) - MAX_ITEMS), className="alarm-more"))
+    beyond = max(0, len(pairs) - MAX_ITEMS)
+    items.append(html.Div(t(lang, "alarm.more", count=beyond), className="alarm-more", hidden=not beyond,
+                          **{"data-beyond": beyond, "data-template": t(lang, "alarm.more", count="{n}")}))
     return items
 
 

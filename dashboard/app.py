@@ -5,9 +5,9 @@ import dash
 from dash import dcc, html
 from flask_caching import Cache
 
-from core import playlists
+from core import exports, playlists, users
 from core.settings import load_config
-from dashboard import params, routes
+from dashboard import auth, params, routes, tiles
 from query import store
 
 HERE = Path(__file__).resolve().parent
@@ -40,7 +40,12 @@ def create_app(config=None) -> dash.Dash:
     cache = Cache(app.server, config=cache_config(config))
     store.init(config, cache)
     app.layout = html.Div([dcc.Location(id="url"), dash.page_container], className="app-root")
+    auth.register(app.server, config)      # first: every later check knows who is asking
     routes.register(app.server, config)
-    playlists.check_views(config.playlists, config.settings_path.parent,
-                          {page["path"] for page in dash.page_registry.values()}, params.PAGE_PARAMS)
+    tiles.register(app.server, config)
+    pages = {page["path"] for page in dash.page_registry.values()}
+    playlists.check_views(config.playlists, config.settings_path.parent, pages, params.PAGE_PARAMS)
+    users.check_pages(config.users, config.settings_path.parent, pages)
+    exports.check_pages(exports.load(config.settings_path.parent, set(config.users.accounts)),
+                        config.settings_path.parent, pages, params.PAGE_PARAMS)
     return app

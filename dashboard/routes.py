@@ -8,7 +8,8 @@ from werkzeug.exceptions import HTTPException
 from dashboard import params
 from query import health
 
-INTERNAL_PREFIXES = ("/_dash", "/assets/", "/_favicon", "/_reload", "/healthz")
+INTERNAL_PREFIXES = ("/_dash", "/assets/", "/_favicon", "/_reload", "/healthz", "/login", "/logout",
+                     "/tiles/")
 
 
 def register(server, config) -> None:

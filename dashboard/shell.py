@@ -32,12 +32,22 @@ def frame(lang: str, path: str, body, status=None, subtitle: str = "app.subtitle
             html.Div(status, className="status-line", id="status-line"),
             dcc.Link(t(lang, "lang.switch"), href=f"{path}?{urlencode({'lang': other})}", className="lang-switch",
                      id="lang-switch", title=other),
+            _user_badge(lang),
         ], className="topbar"),
         html.Main(body, className="page"),
         html.Div(t(lang, "connection.lost"), id="connection-banner", className="connection-banner", hidden=True,
                  role="alert"),
         _playlist(lang, playlist, kiosk),
     ], lang=lang, className=f"frame lang-{lang}")
+
+
+def _user_badge(lang: str):
+    user = store.caller()
+    if user is None:
+        return None
+    return html.Div([html.Span(t(lang, "auth.signed_in_as", name=user.name), className="user-name"),
+                     html.A(t(lang, "auth.sign_out"), href="/logout", className="sign-out")],
+                    className="user-badge", id="user-badge")
 
 
 def _playlist(lang: str, playlist_id: str | None, kiosk: str | None):

@@ -44,6 +44,11 @@ SCHEMA = (
         pid INTEGER NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS ops_audit_subject ON ops_audit (subject, seq)",
+    """CREATE TABLE IF NOT EXISTS signin_failure (  -- ops/signin.py: recent failed sign-ins, for rate limiting
+        key TEXT NOT NULL,             -- 'user:<name>' or 'ip:<address>'
+        at REAL NOT NULL               -- epoch seconds
+    )""",
+    "CREATE INDEX IF NOT EXISTS signin_failure_key ON signin_failure (key, at)",
 )
 
 _lock = threading.Lock()

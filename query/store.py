@@ -33,7 +33,8 @@ def cached(fn):
         generation = reader().current()
         if cache is None or generation is None:
             return fn(*args, **kwargs)
-        raw = repr((fn.__module__, fn.__qualname__, generation, args, sorted(kwargs.items())))
+        # The caller's scope is part of the key: a scoped user never gets a figure cached for a wider one.
+        raw = repr((fn.__module__, fn.__qualname__, generation, caller_scope(), args, sorted(kwargs.items())))
         key = "q:" + hashlib.sha1(raw.encode()).hexdigest()
         value = cache.get(key)
         if value is None:
@@ -43,8 +44,32 @@ def cached(fn):
     return wrapper
 
 
+def caller():
+    """The signed-in user of the current request (set by dashboard/auth.py), or None outside a request: the ETL,
+    the export job and tests run as the whole city."""
+    from flask import g, has_request_context
+    return getattr(g, "cityops_user", None) if has_request_context() else None
+
+
+def caller_scope() -> tuple[str, ...] | None:
+    user = caller()
+    return None if user is None else user.scope
+
+
+def effective_scope(scope: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """The districts a query may read: what the page asked for, within what the caller may see. None = the city."""
+    allowed = caller_scope()
+    if allowed is None:
+        return tuple(scope) if scope is not None else None
+    if scope is None:
+        return allowed
+    return tuple(d for d in allowed if d in set(scope))
+
+
 def scope_clause(scope: tuple[str, ...] | None, column: str = "district_id") -> tuple[str, list]:
-    """SQL condition and parameters restricting rows to a scope (None = the whole city)."""
+    """SQL condition and parameters restricting rows to a scope (None = the whole city), always within the
+    caller's own scope: a page cannot widen it by forgetting to pass one."""
+    scope = effective_scope(scope)
     if scope is None:
         return "true", []
     return f"{column} IN (SELECT unnest(?::VARCHAR[]))", [list(scope)]

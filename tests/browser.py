@@ -6,6 +6,7 @@ import subprocess
 import tempfile
 import sys
 import time
+import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,3 +66,39 @@ def chromium(tmp_dir: Path):
             yield browser
         finally:
             browser.close()
+
+
+DEMO_PASSWORDS = {"operator": "operator-demo", "leader-d01": "leader-demo", "leader-d02": "leader-demo",
+                  "analyst": "analyst-demo", "admin": "admin-demo", "wall": "wall-demo"}  # config/users.yaml, README
+
+
+def signed_in(browser, base: str, user: str = "admin", viewport: dict | None = None, password: str | None = None):
+    """A new page in its own browser context, signed in as `user` through the real sign-in form."""
+    context = browser.new_context(viewport=viewport or {"width": 1920, "height": 1080})
+    response = context.request.post(base + "/login", form={"username": user,
+                                                             "password": password or DEMO_PASSWORDS[user]},
+                                     max_redirects=0)
+    if response.status not in (302, 303):
+        raise RuntimeError(f"sign-in as {user} failed: HTTP {response.status}")
+    return context.new_page()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def http_client(base: str, user: str | None = "admin", password: str | None = None) -> urllib.request.OpenerDirector:
+    """A urllib opener with its own cookie jar, signed in as `user` (None: not signed in). Redirects are not
+    followed, so a test sees the 302/303 itself; HTTP errors raise urllib.error.HTTPError as usual."""
+    import http.cookiejar
+    import urllib.parse
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), _NoRedirect)
+    if user is not None:
+        form = urllib.parse.urlencode({"username": user, "password": password or DEMO_PASSWORDS[user]}).encode()
+        try:
+            opener.open(base + "/login", data=form, timeout=30)
+        except urllib.error.HTTPError as exc:
+            if exc.code != 303:
+                raise RuntimeError(f"sign-in as {user} failed: HTTP {exc.code}") from None
+    return opener

@@ -13,7 +13,7 @@ import geopandas
 import pytest
 
 from tests import expected
-from tests.browser import chromium, dashboard_server
+from tests.browser import chromium, dashboard_server, http_client, signed_in
 
 AS_OF = datetime.fromisoformat("2026-11-20T15:00:00+08:00")
 TILES = ("incidents_today", "open", "overdue", "median_hours_to_close", "sensors_in_alarm")
@@ -49,7 +49,7 @@ def test_overview_tiles_match_feed_files_and_nothing_leaves_the_machine(server, 
     assert want["open"] > 0 and want["incidents_today"] > 0, "the small city should have open and new cases"
     requests = []
     with chromium(tmp_path) as browser:
-        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        page = signed_in(browser, server)
         page.on("request", lambda r: requests.append(r.url))
         page.goto(f"{server}/?lang={lang}")
         page.wait_for_selector("#tile-open", timeout=30_000)
@@ -92,7 +92,7 @@ def test_healthz_reports_each_feed(server):
                                          ("/no/such/page", 404), ("/?lang=%00", 400)])
 def test_bad_addresses_get_4xx_without_stack_trace(server, path, status):
     with pytest.raises(urllib.error.HTTPError) as info:
-        urllib.request.urlopen(server + path)
+        http_client(server).open(server + path)
     body = info.value.read().decode()
     assert info.value.code == status
     assert "Traceback" not in body and "duckdb" not in body.lower()
