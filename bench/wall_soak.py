@@ -48,7 +48,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 sys.path.insert(0, str(ROOT))
 from bench.etl_throughput import code_state, write_config
 from demo_city.timefmt import LOCAL_TZ
-from tests.browser import chromium, free_port
+from tests.browser import chromium, free_port, signed_in
 
 ENV = dict(os.environ, CITYOPS_PII_KEY="bench-only-key-not-secret", PYTHONPATH=str(ROOT))
 MIB = 1024 * 1024
@@ -271,7 +271,8 @@ def soak(args) -> int:
     snapshots: dict = {}
     try:
         with chromium(root) as browser:
-            page = browser.new_page(viewport={"width": args.width, "height": args.height})
+            # The wall's own kiosk account, as a command centre signs it in (its session does not expire).
+            page = signed_in(browser, base, "wall", viewport={"width": args.width, "height": args.height})
 
             def on_response(response):
                 if "_dash-update-component" not in response.url:

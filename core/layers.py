@@ -1,11 +1,14 @@
 """Map layers a city declares (config/layers/*.yaml): one file per layer, its type picking the parameters it takes.
-Drawing lives in layers/; this module only validates the declarations, and the wall's time control
-(config/layers/_timeline.yaml: files whose name starts with '_' are settings of the layer set, not layers)."""
+Drawing lives in layers/; this module only validates the declarations, the wall's time control
+(config/layers/_timeline.yaml: files whose name starts with '_' are settings of the layer set, not layers) and an
+optional offline basemap (config/layers/_basemap.yaml: a local PMTiles raster archive the app serves itself)."""
 import functools
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
+from pmtiles.tile import MagicNumberNotFound, SpecVersionUnsupported, deserialize_header
 from pydantic import Field, model_validator
 
 from core import config_files
@@ -43,7 +46,17 @@ class Sensors(Strict):
     metrics: list[str] | None = Field(None, description="metric codes to show; all when absent")
 
 
-Params = Annotated[Union[IncidentCells, IncidentHeat, DistrictChoropleth, Sensors], Field(discriminator="type")]
+class Places(Strict):
+    """The places of a point feed (entity `places`) of one kind, e.g. service halls, with their applications."""
+    type: Literal["places"]
+    kind: str = Field("service_hall", pattern=r"^[a-z][a-z0-9_]{0,40}$", description="the places' `kind` code")
+    window_hours: int = Field(24, ge=1, le=24 * 31, description="applications made in this many hours")
+    overdue_warning: int = Field(1, ge=1, description="applications waiting past their deadline: warning from ...")
+    overdue_alarm: int = Field(5, ge=1, description="... alarm from this many")
+
+
+Params = Annotated[Union[IncidentCells, IncidentHeat, DistrictChoropleth, Sensors, Places],
+                   Field(discriminator="type")]
 
 
 class Layer(Strict):
@@ -95,6 +108,70 @@ class Timeline(Strict):
 
 
 TIMELINE_FILE = "_timeline.yaml"
+BASEMAP_FILE = "_basemap.yaml"
+# PMTiles tile types drawn as a raster basemap, with the file extension the tile route answers to.
+RASTER_TYPES = {2: "png", 3: "jpg", 4: "webp"}
+PMTILES_KINDS = {0: "of unknown type", 1: "vector (MVT)", 5: "AVIF", 6: "vector (MLT)"}
+
+
+class Basemap(Strict):
+    """A raster basemap under the outlines, read from a local PMTiles archive and served by the app itself
+    (dashboard/tiles.py), so the map fetches nothing from outside the machine."""
+    pmtiles: Path = Field(description="the .pmtiles archive; relative paths start at the project root")
+    opacity: float = Field(1.0, ge=0, le=1)
+
+    def archive(self, root: Path) -> Path:
+        return self.pmtiles if self.pmtiles.is_absolute() else root / self.pmtiles
+
+
+@dataclass(frozen=True)
+class Archive:
+    """What the app needs of a checked archive: where it is and what its tiles are."""
+    path: Path
+    ext: str
+    min_zoom: int
+    max_zoom: int
+    opacity: float
+
+
+def _archive_header(path: Path, source: Path) -> dict:
+    """The archive's PMTiles v3 header, or a ConfigError naming the declaration, its key and what was expected."""
+    where = f"{source}: key 'pmtiles'"
+    if path.suffix != ".pmtiles":
+        raise ConfigError(f"{where}: got {str(path)!r}; expected a file ending in .pmtiles")
+    if not path.is_file():
+        raise ConfigError(f"{where}: got {str(path)!r}, which does not exist; expected an existing .pmtiles file "
+                          f"(relative paths start at the project root)")
+    with path.open("rb") as f:
+        head = f.read(127)
+    try:
+        return deserialize_header(head)
+    except (IndexError, ValueError, MagicNumberNotFound, SpecVersionUnsupported):   # short, not PMTiles, not v3
+        raise ConfigError(f"{where}: {str(path)!r} is not a PMTiles archive; expected PMTiles version 3") from None
+
+
+def _checked_archive(declared: Basemap, root: Path, source: Path) -> Archive:
+    path = declared.archive(root)
+    header = _archive_header(path, source)
+    kind = header["tile_type"].value
+    if kind not in RASTER_TYPES:
+        raise ConfigError(f"{source}: key 'pmtiles': {str(path)!r} holds tiles {PMTILES_KINDS.get(kind, kind)}; "
+                          f"expected a raster archive (PNG, JPEG or WebP tiles)")
+    if header["tile_compression"].value not in (0, 1):
+        raise ConfigError(f"{source}: key 'pmtiles': {str(path)!r} compresses its tiles "
+                          f"({header['tile_compression'].name}); expected raster tiles stored as they are")
+    if header["tile_entries_count"] == 0:
+        raise ConfigError(f"{source}: key 'pmtiles': {str(path)!r} holds no tiles; expected at least one")
+    return Archive(path, RASTER_TYPES[kind], header["min_zoom"], header["max_zoom"], declared.opacity)
+
+
+@functools.lru_cache(maxsize=16)
+def basemap(config_dir: Path) -> Archive | None:
+    """The deployment's offline basemap, checked; None when it declares none (the map keeps its plain background)."""
+    source = config_dir / "layers" / BASEMAP_FILE
+    if not source.is_file():
+        return None
+    return _checked_archive(config_files.load(Basemap, source), config_dir.parent, source)
 
 
 @functools.lru_cache(maxsize=16)
@@ -105,7 +182,8 @@ def timeline(config_dir: Path) -> Timeline:
 
 
 def load_all(config_dir: Path, catalog) -> list[Layer]:
-    timeline(config_dir)             # a bad time control stops start-up like a bad layer
+    timeline(config_dir)             # a bad time control or basemap stops start-up like a bad layer
+    basemap(config_dir)
     layers = []
     for path in sorted((config_dir / "layers").glob("*.yaml")):
         if path.name.startswith("_"):

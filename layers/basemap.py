@@ -1,7 +1,14 @@
-"""The offline base map: a blank style plus the city's own outlines. Nothing is fetched from the internet:
-"white-bg" has no tiles, and no text is drawn on the map (MapLibre would fetch glyphs for it)."""
+"""The offline base map: a blank style plus the city's own outlines, over the city's own raster tiles where it has
+a local archive (served by this app: dashboard/tiles.py). Nothing is fetched from the internet: "white-bg" has no
+tiles, and no text is drawn on the map (MapLibre would fetch glyphs for it)."""
 import json
 
+
+def raster_layer(url_template: str, opacity: float, min_zoom: int) -> dict:
+    """Raster tiles under the traces and outlines, from a URL template on this app's own origin
+    ("/tiles/{z}/{x}/{y}.png"); none are asked for below the archive's shallowest zoom."""
+    return {"sourcetype": "raster", "source": [url_template], "type": "raster", "opacity": opacity,
+            "minzoom": min_zoom, "below": "traces", "sourceattribution": ""}
 
 
 def outlines_layer(geojson_strings: list[str], color: str, width: float) -> dict:

@@ -38,6 +38,11 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
           });
           window.Plotly.restyle(gd, {'marker.size': sizes}, points);
         }
+        // So is the heat surface's radius: at 4K the same radius would cover a quarter of the ground.
+        const heats = gd.data.map((trace, i) => i).filter((i) => gd.data[i].type === 'densitymap');
+        if (heats.length && scale !== 1) {
+          window.Plotly.restyle(gd, {radius: heats.map((i) => (gd.data[i].radius || 30) * scale)}, heats);
+        }
         gd.setAttribute('data-fitted', '1');
       };
       attempt();

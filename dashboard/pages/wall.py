@@ -3,6 +3,8 @@ and what needs attention, refreshed on a timer without reloading. `?kiosk=1` hid
 Under the map, a time control (dashboard/time_control.py) shows any of the last 24 hours or plays them back."""
 import hashlib
 import json
+import threading
+from collections import OrderedDict
 from datetime import datetime
 
 import dash
@@ -10,9 +12,9 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import plotly.utils
 from dash import ALL, ClientsideFunction, Input, Output, Patch, State, callback, clientside_callback, ctx, dcc, html
-from flask import request
 
-from dashboard import alarm_panel, freshness, params, shell, time_control
+from core import layers as layer_config
+from dashboard import alarm_panel, auth, freshness, params, shell, tiles, time_control
 from dashboard.shell import t
 from layers import basemap, registry
 from ops import acks
@@ -33,7 +35,7 @@ def layout(lang=None, kiosk=None, layers=None, playlist=None, **_):
     chosen = params.layers(layers) if layers is not None else None
     visible = chosen if chosen is not None else [layer.id for layer in config.layers if layer.visible]
     pairs = alarm_panel.current(shell.now()) if overview.has_data() else []
-    figure_json, signature = _figure_json(wall_map(lang, visible))
+    figure_json, signature = wall_figure(lang, visible)
     body = html.Div([
         html.Section([
             _panel_head(lang, "wall-map-head", t(lang, "wall.map")),
@@ -108,22 +110,56 @@ def _city_bounds():
     return basemap.bounds([r["geojson"] for r in overview.open_by_district()])
 
 
-def wall_map(lang: str, visible: list[str]) -> go.Figure:
-    """Every layer, live (a past moment travels as a Patch: time_view)."""
+def wall_map(lang: str, visible: list[str], now: datetime | None = None) -> go.Figure:
+    """Every layer, live (a past moment travels as a Patch: time_view), over the city's own raster tiles when it
+    has an archive (config/layers/_basemap.yaml)."""
     config = store.config()
     layout_ = basemap.map_layout(config.settings.city.map, [], "rgba(0,0,0,0)", basemap.blank_style(MAP_BG))
     layout_["font"] = {"family": "Noto Sans CJK SC, Noto Sans, sans-serif", "size": 16, "color": "#e9ecef"}
     if not overview.has_data():
         return go.Figure(layout=layout_)
-    ctx = _context(lang)
-    layout_["map"]["layers"] = [basemap.outlines_layer(overview.street_outlines(), "#3b4a5a", 0.7)]
+    ctx = _context(lang, now=now)
+    layout_["map"]["layers"] = _basemap_layers() + [basemap.outlines_layer(overview.street_outlines(), "#3b4a5a", 0.7)]
     traces = [registry.trace(layer, ctx, layer.id in visible) for layer in config.layers]
     return go.Figure(traces, layout=layout_)
 
 
-def _context(lang: str, window=None) -> registry.Context:
+def _basemap_layers() -> list[dict]:
+    archive = layer_config.basemap(store.config().settings_path.parent)
+    if archive is None:
+        return []
+    return [basemap.raster_layer(dash.get_relative_path(tiles.url_template(archive)), archive.opacity,
+                                 archive.min_zoom)]
+
+
+# Built figures kept in this process, newest last. A figure is half a megabyte of JSON: a lookup here beats fetching
+# it from a shared cache, and each worker builds it at most once per generation, minute, scope, language and layers.
+FIGURES_KEPT = 16
+_figures: OrderedDict = OrderedDict()
+_figures_lock = threading.Lock()
+
+
+def wall_figure(lang: str, visible: list[str]) -> tuple[str, str]:
+    """The live map as JSON and its signature, built once per published generation, caller's scope, language,
+    layers shown and minute (the map's "now"), so a refresh with nothing new does no figure work."""
+    now = store.minute(shell.now())
+    key = (store.reader().current(), store.caller_scope(), lang, tuple(visible), now)
+    with _figures_lock:
+        if key in _figures:
+            _figures.move_to_end(key)
+            return _figures[key]
+    built = _figure_json(wall_map(lang, visible, now))
+    with _figures_lock:
+        _figures[key] = built
+        while len(_figures) > FIGURES_KEPT:
+            _figures.popitem(last=False)
+    return built
+
+
+def _context(lang: str, window=None, now: datetime | None = None) -> registry.Context:
     config = store.config()
-    return registry.Context(shell.now(), lang, None, lambda key, **v: t(lang, key, **v), config.catalog, window)
+    return registry.Context(now or shell.now(), lang, None, lambda key, **v: t(lang, key, **v), config.catalog,
+                            window)
 
 
 def _figure_json(figure: go.Figure) -> tuple[str, str]:
@@ -146,6 +182,8 @@ def _scaled_trace(trace: dict, scale: float) -> dict:
     if scale != 1 and trace.get("type") == "scattermap" and "size" in trace.get("marker", {}):
         size = trace["marker"]["size"]
         trace["marker"]["size"] = [v * scale for v in size] if isinstance(size, list) else size * scale
+    if scale != 1 and trace.get("type") == "densitymap" and "radius" in trace:
+        trace["radius"] = trace["radius"] * scale          # the heat's radius is pixels too
     if scale != 1 and "colorbar" in trace:
         trace["colorbar"]["thickness"] = 18 * scale
     return trace
@@ -195,7 +233,7 @@ def refresh(_, lang, visible, signature, time_value, shown_anchor, scale):
     """Live: the map when it changed. At a past moment the map stays as chosen; the figures beside it stay live."""
     lang = _lang(lang)
     live = time_control.position(time_value) in (None, time_control.spec().steps)
-    text, new = _figure_json(wall_map(lang, _visible(visible)))
+    text, new = wall_figure(lang, _visible(visible))
     ages = _ages(lang)
     marks = anchor = dash.no_update
     if live and time_control.anchor(shell.now()) != shown_anchor:      # the newest step moved on
@@ -282,15 +320,10 @@ def refresh_alarms(_, lang, signature):
           prevent_initial_call=True)
 def acknowledge(clicks, lang):
     """An operator's acknowledgement, kept in ops/ (not the warehouse) and shown to every screen."""
-    if not ctx.triggered_id or not any(clicks):
+    if not ctx.triggered_id or not any(clicks) or not auth.allowed("acknowledge"):
         return (dash.no_update,) * 4
-    acks.acknowledge(ctx.triggered_id["index"], _operator(), datetime.now(store.config().tz))
+    acks.acknowledge(ctx.triggered_id["index"], auth.current_user().username, datetime.now(store.config().tz))
     return _alarm_outputs(shell.language(lang), None)
-
-
-def _operator() -> str:
-    # Until sign-in exists (local accounts, roles), the screen that acknowledged is named by its address.
-    return f"wall@{request.remote_addr}"
 
 
 clientside_callback(ClientsideFunction("cityops", "flyTo"), Output("wall-flown", "data"),
