@@ -138,7 +138,7 @@ class Personal(Strict):
 
 class Feed(Strict):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")
-    entity: Literal["incidents", "service_cases", "sensors", "sensor_readings"]
+    entity: Literal["incidents", "service_cases", "sensors", "sensor_readings", "places"]
     name: Names
     source: Source
     key: list[str] = Field(min_length=1)

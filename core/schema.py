@@ -125,9 +125,22 @@ SENSOR_READINGS = Entity(
     doc="Sensor readings; late and out-of-order rows land in place by (sensor_id, ts).",
 )
 
-ENTITIES = {e.name: e for e in (INCIDENTS, SERVICE_CASES, SENSORS, SENSOR_READINGS)}
+PLACES = Entity(
+    "places", "dim_place", ("place_id",),
+    (
+        _c("place_id", required=True, doc="the source's id of the place (e.g. a service hall's hall_id)"),
+        _c("kind", required=True, doc="service_hall, shelter, school, ...: what a layer picks"),
+        _c("name_en"), _c("name_zh"),
+        _c("address", doc="the place's public address (a public building, not a person's)"),
+        *LOCATION,
+        *LINEAGE,
+    ),
+    located=True, doc="Fixed points a city publishes: service halls (政务服务大厅), shelters, ... (any point feed).",
+)
+
+ENTITIES = {e.name: e for e in (INCIDENTS, SERVICE_CASES, SENSORS, SENSOR_READINGS, PLACES)}
 # Load order: readings are checked against known sensors.
-LOAD_ORDER = ("sensors", "sensor_readings", "incidents", "service_cases")
+LOAD_ORDER = ("places", "sensors", "sensor_readings", "incidents", "service_cases")
 
 ADMIN_LEVELS = ("city", "district", "street", "grid")
 ADMIN_TABLES = {level: f"dim_{level}" for level in ADMIN_LEVELS}

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
-from layers import districts, heat, incidents, sensors
+from layers import districts, heat, incidents, places, sensors
 from query import layers as rows
 
 DISTRICT_SCALES = {
@@ -74,13 +74,20 @@ def _sensors(layer, p, ctx):
                           ctx.t("layer.sensors.hover"))
 
 
+def _places(layer, p, ctx):
+    data = rows.places(p.kind, *ctx.span(p.window_hours), ctx.scope)
+    return places.points(data, layer.name.model_dump()[ctx.lang], ctx.lang, ctx.t("layer.places.hover"),
+                         p.overdue_warning, p.overdue_alarm)
+
+
 DRAW = {"incident_cells": _incident_cells, "incident_heat": _incident_heat,
-        "district_choropleth": _district_choropleth, "sensors": _sensors}
-# Layers showing the incidents created in a window (the legend says how long).
-WINDOWED = ("incident_cells", "incident_heat")
+        "district_choropleth": _district_choropleth, "sensors": _sensors, "places": _places}
+# Layers counting what happened in a window (the legend says how long).
+WINDOWED = ("incident_cells", "incident_heat", "places")
 # What moving in time changes in a layer whose shapes stay put (absent: the whole trace is replaced).
 STEP_FIELDS = {"district_choropleth": (("z",),),
-               "sensors": (("marker", "color"), ("marker", "size"), ("customdata",))}
+               "sensors": (("marker", "color"), ("marker", "size"), ("customdata",)),
+               "places": (("marker", "color"), ("marker", "size"), ("customdata",))}
 
 
 def trace(layer, ctx: Context, visible: bool):

@@ -69,3 +69,19 @@ def district_measure(measure: str, since: datetime, until: datetime,
 
 def sensors(now: datetime, metrics: list[str] | None, scope: tuple[str, ...] | None = None) -> list[dict]:
     return [s for s in sensor_states(now, scope) if metrics is None or s["metric"] in metrics]
+
+
+@cached
+def places(kind: str, since: datetime, until: datetime, scope: tuple[str, ...] | None = None) -> list[dict]:
+    """Each located place of this kind (in scope) with the service applications made there in (since, until] and
+    those waiting past their deadline at `until` (both 0 for places that take no applications)."""
+    where, params = scope_clause(scope, "p.district_id")
+    rows = store.reader().rows(f"""
+        SELECT p.place_id, p.name_en, p.name_zh, p.lat, p.lon, p.district_id,
+               count(c.case_id) FILTER (WHERE c.submitted_at > ?),
+               count(c.case_id) FILTER (WHERE (c.decided_at IS NULL OR c.decided_at > ?) AND c.deadline_at < ?)
+        FROM dim_place p LEFT JOIN fct_service_case c ON c.hall_id = p.place_id AND c.submitted_at <= ?
+        WHERE p.kind = ? AND p.lat IS NOT NULL AND {where}
+        GROUP BY ALL ORDER BY p.place_id""", [since, until, until, until, kind, *params])
+    return [{"place_id": r[0], "name_en": r[1], "name_zh": r[2], "lat": r[3], "lon": r[4], "district_id": r[5],
+             "applications": r[6], "overdue": r[7]} for r in rows]

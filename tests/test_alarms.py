@@ -25,7 +25,7 @@ from tests.conftest import ROOT, edit_yaml, run
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=TZ)      # on the 5-minute grid
 H, M, S, D = timedelta(hours=1), timedelta(minutes=1), timedelta(seconds=1), timedelta(days=1)
-FEEDS = ("hotline_12345", "open311", "sensor_readings", "sensors", "service_cases")
+FEEDS = ("hotline_12345", "open311", "sensor_readings", "sensors", "service_cases", "service_halls")
 
 # Limits every test here relies on (written into the test's own alarms.yaml, whatever the shipped defaults are).
 ALARMS = {
@@ -320,6 +320,7 @@ def test_stale_feed_intervals_severity_and_never_loaded(city):
         etl_run(3, "sensor_readings", NOW - 181 * M),           # 60-minute feed, silent > 3 intervals: critical
         etl_run(4, "sensors", NOW - H),
         etl_run(5, "service_cases", None, status="failed"),     # never loaded ok
+        etl_run(7, "service_halls", NOW - D),                   # a 30-day feed: one day is fine
     ]
     runs[4]["started_at"] = NOW - 2 * D                          # the warehouse's first run
     city.publish(runs=runs)

@@ -65,7 +65,7 @@ def test_timetable(config_copy):
     config = _timetable_config(config_copy)
     start = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)              # 09:00 in the city (Asia/Shanghai)
     table = Timetable(config, start)
-    assert table.due(start) == ["hotline_12345", "open311", "sensor_readings", "sensors"]   # every_*: at start
+    assert table.due(start) == ["hotline_12345", "open311", "sensor_readings", "sensors", "service_halls"]   # every_*: at start
     assert table.next["service_cases"] == datetime(2026, 11, 20, 6, 30, tzinfo=UTC)         # 14:30 local
     table.done(table.due(start), start + timedelta(seconds=3))
     assert table.next["hotline_12345"] == start + timedelta(minutes=10)
@@ -185,7 +185,7 @@ def test_worker_loads_what_is_due_at_start(worker):
     settings = worker["settings"]
     reader = _reader(settings)
     loaded = {feed for (feed,) in reader.rows("SELECT DISTINCT feed_id FROM etl_run")}
-    assert loaded == {"boundaries", "hotline_12345", "open311", "sensors", "sensor_readings"}, loaded
+    assert loaded == {"boundaries", "hotline_12345", "open311", "sensors", "sensor_readings", "service_halls"}, loaded
     assert f"service_cases daily at {worker['not_yet']} (Asia/Shanghai)" in worker["log"]()
     assert f"hotline_12345 every {HOTLINE_EVERY} s" in worker["log"]()
 

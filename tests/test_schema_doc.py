@@ -11,5 +11,5 @@ def test_schema_doc_is_current():
 def test_schema_doc_names_every_table():
     text = schema_doc.render()
     for table in ("fct_incident", "fct_incident_status", "fct_service_case", "dim_sensor", "fct_sensor_reading",
-                  "dim_district", "dim_grid", "etl_run", "etl_quarantine"):
+                  "dim_district", "dim_grid", "etl_run", "etl_quarantine", "dim_place"):
         assert f"`{table}`" in text, table
