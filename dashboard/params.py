@@ -4,7 +4,7 @@ layouts fall back to defaults instead)."""
 from query import store
 
 FLAGS = ("kiosk",)                                   # 0 or 1
-PAGE_PARAMS = {"lang", "kiosk", "layers", "playlist"}
+PAGE_PARAMS = {"lang", "kiosk", "layers", "playlist", *("kpi", "grain", "at", "district", "a", "b")}  # 2nd: /kpis
 
 
 def problem(args) -> str | None:
@@ -23,6 +23,42 @@ def problem(args) -> str | None:
         return f"layers must be a comma-separated list of {[layer.id for layer in config.layers]}"
     if "playlist" in args and args["playlist"] not in config.playlists:
         return f"playlist must be one of {sorted(config.playlists)}, not {args['playlist'][:20]!r}"
+    return kpi_problem(args)
+
+
+def kpi_problem(args) -> str | None:
+    """The KPI page's parameters: a configured KPI, a grain it supports, periods that are labels of past or
+    current periods ('2026', '2026-Q4', '2026-10', '2026-W47', '2026-11-20'), a district the caller may see."""
+    from core.kpis import GRAINS
+    from core.warehouse import NoData
+    from dashboard import shell
+    from query import kpis
+    configured = getattr(store.config(), "kpis", None) or {}
+    kpi_id = args.get("kpi")
+    if kpi_id is not None and kpi_id not in configured:
+        return f"kpi must be one of {list(configured)}, not {kpi_id[:40]!r}"
+    grain = args.get("grain")
+    if grain is not None:
+        supported = configured[kpi_id].periods if kpi_id else GRAINS
+        if grain not in supported:
+            return f"grain must be one of {list(supported)}" + (f" (the periods {kpi_id} supports)" if kpi_id else "") \
+                + f", not {grain[:20]!r}"
+    today = shell.now().date()
+    for name in ("at", "a", "b"):
+        if name in args:
+            parsed = kpis.parse_label(args[name])
+            if parsed is None:
+                return (f"{name} must be a period such as 2026, 2026-Q4, 2026-10, 2026-W47 or 2026-11-20, "
+                        f"not {args[name][:20]!r}")
+            if parsed[1] > today:
+                return f"{name} must be a period that has begun, not {args[name][:20]!r}"
+    if "district" in args:
+        try:
+            known = [d[0] for d in kpis.districts()]
+        except NoData:              # nothing published yet: no district is known
+            known = []
+        if args["district"] not in known:
+            return f"district must be one of {known}, not {args['district'][:20]!r}"
     return None
 
 

@@ -15,6 +15,7 @@ Every query restricts rows to the caller's scope (query.store.scope_clause on th
 never reads another district's rows, nor counts of them. Pass `now` floored to the minute (query.store.minute).
 """
 import calendar
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -79,6 +80,29 @@ def period_of(grain: str, at: datetime | date, tz=None) -> Period:
     return Period(grain, _local(start, tz), _local(_step(grain, start, 1), tz))
 
 
+_LABELS = (   # Period.label of each grain, read back
+    ("year", re.compile(r"^(\d{4})$"), lambda m: date(int(m[1]), 1, 1)),
+    ("quarter", re.compile(r"^(\d{4})-Q([1-4])$"), lambda m: date(int(m[1]), int(m[2]) * 3 - 2, 1)),
+    ("month", re.compile(r"^(\d{4})-(\d{2})$"), lambda m: date(int(m[1]), int(m[2]), 1)),
+    ("week", re.compile(r"^(\d{4})-W(\d{2})$"), lambda m: date.fromisocalendar(int(m[1]), int(m[2]), 1)),
+    ("day", re.compile(r"^(\d{4})-(\d{2})-(\d{2})$"), lambda m: date(int(m[1]), int(m[2]), int(m[3]))),
+)
+
+
+def parse_label(text: str) -> tuple[str, date] | None:
+    """A period label ('2026', '2026-Q4', '2026-10', '2026-W47', '2026-11-20') as (grain, its first day); None
+    when it is not one (or names no real date, such as '2026-13' or '2025-W53')."""
+    for grain, pattern, first in _LABELS:
+        m = pattern.match(text or "")
+        if m:
+            try:
+                day = first(m)
+            except ValueError:
+                return None
+            return (grain, day) if day.year >= 1971 else None
+    return None
+
+
 def shift(p: Period, n: int) -> Period:
     start = _step(p.grain, p.start.date(), n)
     return Period(p.grain, _local(start, p.start.tzinfo), _local(_step(p.grain, start, 1), p.start.tzinfo))
@@ -141,6 +165,7 @@ class Ranked:
     name_en: str
     name_zh: str
     figure: Figure
+    suppressed: bool = False         # set by query.privacy.ranking: shown as "< k" on a shared screen
 
 
 @dataclass(frozen=True)
@@ -403,23 +428,26 @@ def ranking(kpi_id: str, grain: str, now: datetime, scope=None, at: datetime | d
 
 
 def records(kpi_id: str, grain: str, now: datetime, scope=None, at: datetime | date | None = None,
-            district: str | None = None, part: str = "all", limit: int = 1000) -> Drill:
+            district: str | None = None, part: str = "all", limit: int = 1000, offset: int = 0) -> Drill:
     """The records behind figure(): part 'numerator' (counted), 'denominator' (used), 'excluded' or 'all', in one
     district of the scope or all of it, oldest first. Each row: id, district_id, time (the period_by time), value
-    (the measure), part ('numerator', 'denominator' or 'excluded'), reason (requirement id when excluded)."""
+    (the measure), part ('numerator', 'denominator' or 'excluded'), reason (requirement id when excluded).
+    `offset` skips that many rows first (paging); `total` counts them all."""
     if part not in PARTS:
         raise ValueError(f"part: got {part!r}; expected one of {list(PARTS)}")
     if not 1 <= limit <= 100_000:
         raise ValueError(f"limit: got {limit!r}; expected 1 to 100000")
+    if not isinstance(offset, int) or offset < 0:
+        raise ValueError(f"offset: got {offset!r}; expected a whole number of rows, 0 or more")
     kpi, scope = _checked(kpi_id, grain, now, scope)
     if kpi.kind == "composite":
         raise ValueError(f"kpi: {kpi_id} is a composite; drill into its components {list(kpi.weights)}")
     window = _window(period_of(grain, at or now), now)
-    return _records(kpi_id, window, scope, district, part, limit)
+    return _records(kpi_id, window, scope, district, part, limit, offset)
 
 
 @cached
-def _records(kpi_id, window, scope, district, part, limit) -> Drill:
+def _records(kpi_id, window, scope, district, part, limit, offset=0) -> Drill:
     kpi = _kpi(kpi_id)
     entity = defs.ENTITIES[kpi.entity]
     sql, params = _population(kpi, (window,), scope, details=True)
@@ -431,7 +459,7 @@ def _records(kpi_id, window, scope, district, part, limit) -> Drill:
     cols = ", ".join(f"d_{c}" for c in entity.details)
     rows = store.reader().rows(f"""{sql}
         SELECT record_id, district_id, t, m, x, hit, count(*) OVER (), {cols} FROM p WHERE {cond}
-        ORDER BY t, record_id LIMIT ?""", [*params, limit])
+        ORDER BY t, record_id LIMIT ? OFFSET ?""", [*params, limit, offset])
     out = []
     for r in rows:
         used = r[4] == 0
@@ -439,7 +467,14 @@ def _records(kpi_id, window, scope, district, part, limit) -> Drill:
                "part": ("numerator" if r[5] else "denominator") if used else "excluded", "reason": reasons[r[4]]}
         row.update(zip(entity.details, r[7:]))
         out.append(row)
+    if not rows and offset:     # past the last page: still say how many there are
+        return Drill([], _records(kpi_id, window, scope, district, part, 1, 0).total)
     return Drill(out, rows[0][6] if rows else 0)
+
+
+def districts() -> list[tuple[str, str, str]]:
+    """(district id, name_en, name_zh) of every district of dim_district the caller may see, by id."""
+    return _districts(None)
 
 
 def board(grain: str, now: datetime, scope=None, at: datetime | date | None = None) -> list[Comparison]:
@@ -448,5 +483,7 @@ def board(grain: str, now: datetime, scope=None, at: datetime | date | None = No
     return [compare(k.id, grain, now, scope, at) for k in kpis.values() if grain in k.periods]
 
 
-__all__ = ["Period", "Figure", "Comparison", "Ranked", "Drill", "PARTS", "period_of", "shift", "last_year",
-           "figure", "compare", "series", "ranking", "records", "board"]
+from query.privacy import suppressed  # noqa: E402  (small-number suppression of a figure: query/privacy.py)
+
+__all__ = ["Period", "Figure", "Comparison", "Ranked", "Drill", "PARTS", "period_of", "parse_label", "shift",
+           "last_year", "figure", "compare", "series", "ranking", "records", "board", "districts", "suppressed"]
