@@ -5,12 +5,13 @@ Every trace carries its layer's id as `uid`, so the page can toggle it without r
 The wall's time control (core/layers.Timeline) sets `Context.window`: incident layers then show the incidents
 created in that window, districts and sensors their state as of its end. `STEP_FIELDS` names what a step changes
 in a layer whose geometry stays put, so a step sends only those fields."""
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
 
 from layers import districts, heat, incidents, places, sensors
 from query import layers as rows
+from query import privacy
 
 DISTRICT_SCALES = {
     "open_incidents": [[0, "#1c2b3a"], [0.5, "#e8590c"], [1, "#ff6b6b"]],
@@ -61,7 +62,7 @@ def _district_choropleth(layer, p, ctx):
         since, until = ctx.window
     else:
         since, until = ctx.at - timedelta(hours=p.window_hours), ctx.at
-    data = rows.district_measure(p.measure, since, until, ctx.scope)
+    data = privacy.district_measure(rows.district_measure(p.measure, since, until, ctx.scope))
     trace = districts.choropleth(data, "value", ctx.lang, ctx.t(f"measure.{p.measure}"),
                                  ctx.t("layer.districts.hover"), DISTRICT_SCALES[p.measure])
     trace.update(marker={"opacity": 0.55, "line": {"width": 2, "color": "#9fb3c8"}}, name=layer.name.model_dump()[ctx.lang])

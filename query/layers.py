@@ -17,6 +17,12 @@ MEASURES = {
     "satisfaction": "avg(satisfaction) FILTER (WHERE closed_at > p.since AND closed_at <= p.now)",
     "incidents_window": "count(*) FILTER (WHERE created_at > p.since)",
 }
+# The records a share or mean rests on (query/privacy.py suppresses it on shared screens when fewer than k);
+# counts are the operators' working figures and are never suppressed on the map.
+MEASURE_RECORDS = {
+    "overdue_share": f"count(*) FILTER (WHERE {OPEN_AT})",
+    "satisfaction": "count(satisfaction) FILTER (WHERE closed_at > p.since AND closed_at <= p.now)",
+}
 
 
 def _status_filter(status: str) -> str:
@@ -51,20 +57,21 @@ def incident_points(since: datetime, until: datetime, status: str, limit: int,
 def district_measure(measure: str, since: datetime, until: datetime,
                      scope: tuple[str, ...] | None = None) -> list[dict]:
     """Each district (in scope) with its outline and the measure's value as of `until` (None where undefined);
-    windowed measures count over (since, until]."""
-    expression = MEASURES[measure]
+    windowed measures count over (since, until]. `records`: what a share or mean rests on (None for counts)."""
+    expression, records = MEASURES[measure], MEASURE_RECORDS.get(measure, "NULL")
     where, params = scope_clause(scope, "d.district_id")
     # p: the bound times as a one-row relation, so each measure uses what it needs.
     rows = store.reader().rows(f"""
-        SELECT d.district_id, d.name_en, d.name_zh, d.geojson_simplified, m.value
+        SELECT d.district_id, d.name_en, d.name_zh, d.geojson_simplified, m.value, m.records
         FROM dim_district d LEFT JOIN (
-            SELECT district_id, {expression} AS value
+            SELECT district_id, {expression} AS value, {records} AS records
             FROM fct_incident, (SELECT ?::TIMESTAMPTZ AS now, ?::TIMESTAMPTZ AS since) p
             WHERE created_at <= p.now GROUP BY district_id) m USING (district_id)
         WHERE {where} ORDER BY d.district_id""", [until, since, *params])
     empty = 0 if measure in ("open_incidents", "incidents_window") else None
+    none = 0 if measure in MEASURE_RECORDS else None
     return [{"district_id": r[0], "name_en": r[1], "name_zh": r[2], "geojson": r[3],
-             "value": empty if r[4] is None else r[4]} for r in rows]
+             "value": empty if r[4] is None else r[4], "records": none if r[5] is None else r[5]} for r in rows]
 
 
 def sensors(now: datetime, metrics: list[str] | None, scope: tuple[str, ...] | None = None) -> list[dict]:

@@ -74,4 +74,13 @@ def ranking(rows, shared: bool | None = None, k: int | None = None) -> list:
     return out
 
 
-__all__ = ["min_records", "shared_screen", "counted", "small", "suppressed", "ranking"]
+def district_measure(rows: list[dict], shared: bool | None = None) -> list[dict]:
+    """The wall's district shading (query.layers.district_measure) as it may be shown: on a shared screen a share
+    or mean resting on 1 to k-1 records loses its value (the district is left unshaded)."""
+    if not (shared_screen() if shared is None else shared):
+        return rows
+    k = min_records()
+    return [{**r, "value": None} if r["records"] is not None and 0 < r["records"] < k else r for r in rows]
+
+
+__all__ = ["counted", "district_measure", "min_records", "ranking", "shared_screen", "small", "suppressed"]

@@ -4,12 +4,14 @@ NOW = Friday 2026-11-20 15:00 (Asia/Shanghai), the month to date: [2026-11-01, 2
 says otherwise. A shared screen is a kiosk account, or no signed-in user (exports, snapshots, this test process
 outside a request)."""
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from flask import Flask, g
 
 from core.users import User
-from query import kpis, privacy, store
+from layers import registry
+from query import kpis, layers, privacy, store
 from tests.conftest import edit_yaml
 from tests.test_kpis import NOW, case, city, inc, nov  # noqa: F401, F811  (city: the fixture)
 
@@ -127,3 +129,26 @@ def test_the_cache_does_not_carry_suppression_between_callers(city):
     assert [r.suppressed for r in seen_by_wall] == [False, False, True]
     assert [r.suppressed for r in seen_by_analyst] == [False, False, False]
     assert store.caller() is None
+
+
+def test_the_walls_district_shares_resting_on_few_records_are_left_unshaded_on_shared_screens(city):
+    """Overdue share at NOW: D01 has 2 open incidents (both overdue: 2 records), D03 6 (none due: 0.0), D02 none
+    open (no value). Open counts are the operators' working figures and stay."""
+    overdue = [inc(f"o{i}", "D01", nov(2 + i, 9), due=nov(3 + i, 9)) for i in range(2)]
+    city.publish(incidents=overdue + [inc(f"c{i}", "D03", nov(4 + i, 9)) for i in range(6)])
+    since = NOW - timedelta(days=30)
+
+    def shading(measure, user):
+        got = as_user(user, lambda: registry_layer(measure))
+        return dict(zip(got["locations"], got["z"], strict=True))
+
+    def registry_layer(measure):
+        layer = next(x for x in store.config().layers if x.type == "district_choropleth")
+        layer = layer.model_copy(update={"params": layer.params.model_copy(update={"measure": measure})})
+        ctx = registry.Context(NOW, "en", None, lambda key, **v: key, store.config().catalog)
+        return registry.trace(layer, ctx, True).to_plotly_json()
+
+    assert layers.district_measure("overdue_share", since, NOW)[0]["records"] == 2
+    assert shading("overdue_share", ANALYST) == {"D01": 1.0, "D02": None, "D03": 0.0}
+    assert shading("overdue_share", WALL) == {"D01": None, "D02": None, "D03": 0.0}
+    assert shading("open_incidents", WALL) == {"D01": 2, "D02": 0, "D03": 6}

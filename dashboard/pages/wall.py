@@ -18,7 +18,7 @@ from dashboard import alarm_panel, auth, freshness, params, shell, tiles, time_c
 from dashboard.shell import t
 from layers import basemap, registry
 from ops import acks
-from query import overview, store
+from query import overview, privacy, store
 
 dash.register_page(__name__, path="/wall", title="CityOps · Wall")
 
@@ -140,10 +140,11 @@ _figures_lock = threading.Lock()
 
 
 def wall_figure(lang: str, visible: list[str]) -> tuple[str, str]:
-    """The live map as JSON and its signature, built once per published generation, caller's scope, language,
-    layers shown and minute (the map's "now"), so a refresh with nothing new does no figure work."""
+    """The live map as JSON and its signature, built once per published generation, caller's scope, shared screen
+    or not (query/privacy.py), language, layers shown and minute (the map's "now"), so a refresh with nothing new
+    does no figure work."""
     now = store.minute(shell.now())
-    key = (store.reader().current(), store.caller_scope(), lang, tuple(visible), now)
+    key = (store.reader().current(), store.caller_scope(), privacy.shared_screen(), lang, tuple(visible), now)
     with _figures_lock:
         if key in _figures:
             _figures.move_to_end(key)
