@@ -4,7 +4,7 @@ from datetime import datetime
 
 from dash import html
 
-from dashboard.shell import t
+from dashboard.shell import duration, t
 from ops import acks
 from query import alarms, overview, store
 
@@ -50,11 +50,6 @@ def text(lang: str, alarm, districts: dict) -> str:
              hours=f"{v['minutes_silent'] / 60:.1f}" if v.get("minutes_silent") is not None else "∞")
 
 
-def _age(now: datetime, since: datetime) -> str:
-    minutes = max(0, int((now - since).total_seconds() // 60))
-    return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h"
-
-
 def may_acknowledge() -> bool:
     """Only a role with the acknowledge permission gets the button (the callback checks again)."""
     user = store.caller()
@@ -70,7 +65,8 @@ def panel(lang: str, now: datetime, pairs: list[tuple]) -> list:
         located = alarm.lat is not None and alarm.lon is not None
         items.append(html.Div([
             html.Button([html.Span(text(lang, alarm, districts), className="alarm-text"),
-                         html.Span(_age(now, alarm.since), className="alarm-age")],
+                         html.Span(duration(lang, (now - alarm.since).total_seconds(), compact=True),
+                                   className="alarm-age")],
                         id={"type": "alarm-go", "index": alarm.id}, className="alarm-go", disabled=not located,
                         title=t(lang, "alarm.locate")),
             html.Span(t(lang, "alarm.acked_by", user=ack["user"]), className="alarm-acked") if ack else

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from dash import html
 
-from dashboard.shell import t
+from dashboard.shell import duration, t
 from query import health, store
 
 
@@ -22,21 +22,12 @@ def entity_status(now: datetime) -> dict[str, dict]:
     return out
 
 
-def _duration(seconds: float) -> str:
-    minutes = int(seconds // 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    if minutes < 48 * 60:
-        return f"{minutes // 60} h {minutes % 60:02d} min"
-    return f"{minutes // 1440} d"
-
-
 def age_label(lang: str, status: dict[str, dict], entities: tuple[str, ...]):
     """'data 4 min old', or STALE when a feed behind the panel is overdue."""
     known = [status[e] for e in entities if e in status]
     stale = not known or any(s["stale"] or s["age"] is None for s in known)
     ages = [s["age"] for s in known if s["age"] is not None]
-    text = t(lang, "wall.age", age=_duration(max(ages))) if ages else ""
+    text = t(lang, "wall.age", age=duration(lang, max(ages))) if ages else ""
     if stale:
         return html.Span([html.B(t(lang, "wall.stale")), " ", text], className="age-stale", **{"data-stale": "1"})
     return html.Span(text, className="age-ok", **{"data-stale": "0"})

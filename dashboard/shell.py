@@ -62,3 +62,15 @@ def _playlist(lang: str, playlist_id: str | None, kiosk: str | None):
 
 def now():
     return clock.now(store.config())
+
+
+def duration(lang: str, seconds: float, compact: bool = False) -> str:
+    """How long, in the page's language: '4 min', '3 h 05 min' (compact: '3 h'), '2 d'."""
+    minutes = max(0, int(seconds // 60))
+    if minutes < (120 if compact else 60):
+        return t(lang, "duration.minutes", n=minutes)
+    if minutes < 48 * 60:
+        hours = minutes // 60
+        return t(lang, "duration.hours", n=hours) if compact else \
+            t(lang, "duration.hours_minutes", h=hours, m=f"{minutes % 60:02d}")
+    return t(lang, "duration.days", n=minutes // 1440)

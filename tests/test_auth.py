@@ -6,16 +6,14 @@ import urllib.parse
 from datetime import datetime
 
 import pytest
-from flask import Flask, g
+from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 
 from core import users
 from core.errors import ConfigError
 from core.settings import load_config
-from dashboard import alarm_panel
 from ops import acks
 from query import overview, store
-from query.alarms import Alarm
 from tests.browser import chromium, dashboard_server, http_client, signed_in
 from tests.conftest import edit_yaml
 
@@ -251,18 +249,3 @@ def test_gunicorn_workers_share_sessions_and_failure_counts(loaded_city, tmp_pat
         proc.terminate()
         proc.wait(20)
 
-
-def test_only_a_role_that_may_acknowledge_gets_the_acknowledge_button(server):
-    _, settings = server
-    config = load_config(settings)
-    store.init(config, None)
-    alarm = Alarm("t:1", "urgent_incident", "critical", "x", "D01", 30.0, 120.0, AS_OF, {"category": "noise"})
-
-    def buttons(username):
-        with Flask(__name__).test_request_context("/wall"):
-            g.cityops_user = config.users.user(username)
-            row = alarm_panel.panel("en", AS_OF, [(alarm, None)])[0]
-        return [c for c in row.children if c is not None and getattr(c, "className", "") == "alarm-ack"]
-
-    assert len(buttons("operator")) == 1 and len(buttons("admin")) == 1
-    assert buttons("analyst") == [] and buttons("reports") == []
