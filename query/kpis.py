@@ -265,9 +265,17 @@ def _population(kpi: defs.Kpi, windows, scope, details: bool = False) -> tuple[s
     return sql, params
 
 
-@cached
 def _measure(kpi_id: str, windows: tuple, scope, by_district: bool) -> dict:
-    """{(k, district or None): (used, hits, quantile, [excluded per requirement])} for a measured KPI."""
+    """{(k, district or None): (used, hits, quantile, [excluded per requirement])} for a measured KPI. Cached per
+    window: the tiles, sparklines, ranking and comparison share the periods they have in common."""
+    per_window = store.cached_each(
+        "query.kpis._measure", [(kpi_id, w, scope, by_district) for w in windows],
+        lambda items: _measured(kpi_id, tuple(item[1] for item in items), scope, by_district))
+    return {(k, d): v for k, got in enumerate(per_window) for d, v in got.items()}
+
+
+def _measured(kpi_id: str, windows: tuple, scope, by_district: bool) -> list[dict]:
+    """One query for all the windows: [{district or None: (used, hits, quantile, excluded)} per window]."""
     kpi = _kpi(kpi_id)
     sql, params = _population(kpi, windows, scope)
     group = "district_id" if by_district else "NULL"
@@ -280,7 +288,10 @@ def _measure(kpi_id: str, windows: tuple, scope, by_district: bool) -> dict:
         SELECT k, {group} AS d, count(*) FILTER (WHERE x = 0), count(*) FILTER (WHERE x = 0 AND hit)
                {quantile or ', NULL'}{excluded}
         FROM p GROUP BY ALL""", params)
-    return {(r[0], r[1]): (r[2], r[3], r[4], list(r[5:])) for r in rows}
+    out = [{} for _ in windows]
+    for r in rows:
+        out[r[0]][r[1]] = (r[2], r[3], r[4], list(r[5:]))
+    return out
 
 
 _FIRST = {   # the entity's earliest record in the scope: a window ending before it has no data, not zero

@@ -33,15 +33,36 @@ def cached(fn):
         generation = reader().current()
         if cache is None or generation is None:
             return fn(*args, **kwargs)
-        # The caller's scope is part of the key: a scoped user never gets a figure cached for a wider one.
-        raw = repr((fn.__module__, fn.__qualname__, generation, caller_scope(), args, sorted(kwargs.items())))
-        key = "q:" + hashlib.sha1(raw.encode()).hexdigest()
+        key = _key(f"{fn.__module__}.{fn.__qualname__}", generation, (args, sorted(kwargs.items())))
         value = cache.get(key)
         if value is None:
             value = fn(*args, **kwargs)
             cache.set(key, value)
         return value
     return wrapper
+
+
+def _key(name: str, generation: str, args) -> str:
+    # The caller's scope is part of the key: a scoped user never gets a figure cached for a wider one.
+    raw = repr((name, generation, caller_scope(), args))
+    return "q:" + hashlib.sha1(raw.encode()).hexdigest()
+
+
+def cached_each(name: str, items: list, compute) -> list:
+    """Memoize per item, computing all the missing ones at once: compute(items not cached) returns their values in
+    order. One query serves many windows, and a window asked for again in another batch is not queried again."""
+    cache = _shared.get("cache")
+    generation = reader().current()
+    if cache is None or generation is None:
+        return list(compute(items))
+    keys = [_key(name, generation, item) for item in items]
+    values = [cache.get(key) for key in keys]
+    missing = [i for i, value in enumerate(values) if value is None]
+    if missing:
+        for i, value in zip(missing, compute([items[i] for i in missing]), strict=True):
+            values[i] = value
+            cache.set(keys[i], value)
+    return values
 
 
 def caller():

@@ -101,3 +101,38 @@ def test_the_cache_never_hands_a_wider_answer_to_a_narrower_caller(loaded_city):
             assert [r["district_id"] for r in overview.open_by_district()] == ["D01"] and len(city) == 12
     finally:
         store.init(config, None)
+
+
+def test_kpi_windows_are_cached_one_by_one_and_shared_between_views(loaded_city, monkeypatch):
+    """The tiles (compare), sparklines (series) and a single figure share their common windows: the figure of the
+    current period costs no query once the tiles are shown, the sparkline one query for its 11 other periods. The
+    answers are those computed without a cache."""
+    from flask_caching import Cache
+    settings, _, _ = loaded_city
+    config = load_config(settings)
+    app = Flask("kpi-cache-test")
+
+    def views():
+        return (kpis.compare("resolution_rate", "month", AS_OF), kpis.series("resolution_rate", "month", AS_OF),
+                kpis.figure("resolution_rate", "month", AS_OF))
+
+    store.init(config, None)
+    expected = views()
+    store.init(config, Cache(app, config={"CACHE_TYPE": "SimpleCache"}))
+    queries = []
+    reader = store.reader()
+    rows = reader.rows
+    monkeypatch.setattr(reader, "rows", lambda sql, params=None: queries.append(sql) or rows(sql, params))
+    try:
+        with app.test_request_context("/"):
+            compared = kpis.compare("resolution_rate", "month", AS_OF)
+            before = len(queries)
+            series = kpis.series("resolution_rate", "month", AS_OF)
+            assert len(queries) == before + 1, "one query for the sparkline's 11 periods not yet measured"
+            before = len(queries)
+            figure = kpis.figure("resolution_rate", "month", AS_OF)
+            assert len(queries) == before, "the current period was measured for the tiles"
+        assert (compared, series, figure) == expected
+        assert series[-1] == compared.current == figure
+    finally:
+        store.init(config, None)
