@@ -21,10 +21,14 @@ class Column:
 class Entity:
     name: str                 # what feed files declare as `entity`
     table: str
-    key: tuple[str, ...]      # primary key columns
+    key: tuple[str, ...]      # natural key: one row per key (etl/merge.py keeps it so)
     columns: tuple[Column, ...]
     located: bool = False     # has lat/lon, gets district/street/grid/H3
     doc: str = ""
+    # A PRIMARY KEY index on the key. Off for the big append-mostly fact: its ART index never spills, costs
+    # about 46 B a row in the writer's memory and a third of a load's insert time (docs/PERFORMANCE.md); the merge
+    # inserts only keys not stored (ANTI JOIN) and a test checks the key stays unique.
+    key_index: bool = True
 
     def mappable(self) -> dict[str, Column]:
         return {c.name: c for c in self.columns if c.mappable}
@@ -123,6 +127,7 @@ SENSOR_READINGS = Entity(
         *LINEAGE,
     ),
     doc="Sensor readings; late and out-of-order rows land in place by (sensor_id, ts).",
+    key_index=False,
 )
 
 PLACES = Entity(
@@ -148,7 +153,8 @@ ADMIN_TABLES = {level: f"dim_{level}" for level in ADMIN_LEVELS}
 
 def _entity_ddl(e: Entity) -> str:
     cols = [f"{c.name} {SQL_TYPES[c.type]}" for c in e.columns if c.name != "caller_phone"]
-    return f"CREATE TABLE IF NOT EXISTS {e.table} ({', '.join(cols)}, PRIMARY KEY ({', '.join(e.key)}))"
+    key = f", PRIMARY KEY ({', '.join(e.key)})" if e.key_index else ""
+    return f"CREATE TABLE IF NOT EXISTS {e.table} ({', '.join(cols)}{key})"
 
 
 def _admin_ddl(level: str) -> str:
@@ -162,8 +168,7 @@ def _admin_ddl(level: str) -> str:
 DDL = [
     *(_entity_ddl(e) for e in ENTITIES.values()),
     """CREATE TABLE IF NOT EXISTS fct_incident_status (
-        incident_id VARCHAR, status VARCHAR, changed_at TIMESTAMPTZ, run_id INTEGER,
-        PRIMARY KEY (incident_id, status, changed_at))""",
+        incident_id VARCHAR, status VARCHAR, changed_at TIMESTAMPTZ, run_id INTEGER)""",   # unique as merged
     *(_admin_ddl(level) for level in ADMIN_LEVELS),
     "CREATE SEQUENCE IF NOT EXISTS etl_run_seq START 1",
     """CREATE TABLE IF NOT EXISTS etl_run (

@@ -24,7 +24,8 @@ Every feed maps onto these tables; the dashboard reads them from the published P
 def render() -> str:
     out = [INTRO]
     for entity in ENTITIES.values():
-        out.append(f"## `{entity.table}` ({entity.name})\n\n{entity.doc}\nPrimary key: "
+        out.append(f"## `{entity.table}` ({entity.name})\n\n{entity.doc}\n"
+                   f"{'Primary key' if entity.key_index else 'Key (unique as merged, no index)'}: "
                    f"`{', '.join(entity.key)}`.\n\n| column | type | required | from feeds | meaning |\n|---|---|---|---|---|")
         for c in entity.columns:
             if c.name == "caller_phone":
@@ -36,7 +37,7 @@ def render() -> str:
 
 The status history of each incident: one row per (incident, status, time). Built from every version of a
 record the ETL has seen: `received` at `created_at`, `dispatched` at `dispatched_at`, `closed` at `closed_at`,
-and any other status (`in_progress`) at `updated_at`. Re-reading a version adds nothing (primary key).
+and any other status (`in_progress`) at `updated_at`. Re-reading a version adds nothing (each event is stored once).
 
 | column | type | meaning |
 |---|---|---|

@@ -2,7 +2,7 @@
 
 Rules by entity:
 - incidents: a record replaces the stored one only when its version (updated_at, else the latest of its
-  event times) is newer; every version read adds its events to the status history (primary key ignores repeats).
+  event times) is newer; every version read adds its events to the status history (each event once).
 - sensor readings: (sensor_id, ts) is the key; a repeat is merged, a late row lands in place.
 - service cases and sensors: a record replaces the stored one when any field differs.
 Within one load, one row per key takes part: the newest version for incidents, else the last row read.
@@ -107,8 +107,13 @@ def _history(con, rows: str) -> None:
         for status, column in (("received", "created_at"), ("dispatched", "dispatched_at"), ("closed", "closed_at")))
     current = (f"SELECT incident_id, status, coalesce(updated_at, created_at), run_id FROM {rows} "
                "WHERE status NOT IN ('received', 'dispatched', 'closed')")
-    # Versions of a case read in one load repeat events: identical rows (one run id), which OR IGNORE also skips
-    con.execute(f"INSERT OR IGNORE INTO fct_incident_status {events} UNION ALL {current}")
+    # One row per (incident, status, time): versions of a case read in one load repeat events (DISTINCT: one run
+    # id), and a later load repeats stored ones (ANTI JOIN). No index enforces it: this is what keeps it unique.
+    con.execute(f"""INSERT INTO fct_incident_status
+        SELECT DISTINCT e.* FROM ({events} UNION ALL {current}) e
+        ANTI JOIN fct_incident_status s
+          ON s.incident_id = e.incident_id AND s.status = e.status AND s.changed_at = e.changed_at
+        WHERE e.changed_at IS NOT NULL""")
 
 
 def _count(con, sql: str) -> int:

@@ -244,6 +244,13 @@ def test_forced_reload_after_update_keeps_the_newer_versions(updated):
     assert len(new_runs) == _feed_files(updated["before"]) + 1 and (new_runs.rows_inserted == 0).all() and (new_runs.rows_updated == 0).all(), \
         new_runs[["file", "rows_read", "rows_inserted", "rows_updated", "rows_merged"]]
     _assert_accounting(again["runs"])
+    # No index enforces these keys (core/schema.py key_index): every load so far kept them unique.
+    reader = _reader(settings)
+    for table, key in (("fct_incident_status", "incident_id, status, changed_at"), ("fct_sensor_reading",
+                                                                                     "sensor_id, ts")):
+        assert reader.rows(f"SELECT count(*) FROM (SELECT {key} FROM {table} GROUP BY ALL HAVING count(*) > 1)"
+                           )[0][0] == 0, table
+        assert reader.rows(f"SELECT count(*) FROM {table}")[0][0] > 0
 
 
 @pytest.fixture(scope="module")
