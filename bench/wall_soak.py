@@ -24,12 +24,20 @@ The bound (stated, then measured): after --warmup-minutes, (a) the GC'd JS heap 
 (default 1.5) x its value at the end of the warm-up, (b) its slope extrapolated over 24 h stays under
 --slope-share (default 0.5) x that warm-up value, and (c) the DOM node count never exceeds --nodes-ratio
 (default 1.2) x its warm-up value. A 24-hour soak is `--minutes 1440`.
+
+Finding what grows: --heap-snapshots takes V8 heap snapshots after the warm-up, every --snapshot-every minutes and
+at the end (files beside the run) and reports, for each interval, the constructors that grew and the new objects by
+the old object holding them (bench/heapsnap.py; `python -m bench.heapsnap A B` compares any two, also by retainer
+path). Accelerated: --refresh-seconds 5 (the config's minimum) --update-every 0.5 --rewind-minutes 20 makes nearly
+every refresh carry a new figure (about 10 a minute here instead of 1). A control run: --without-asset memory.js
+serves that asset empty, so the same code is measured with and without it at the same time.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import io
+import itertools
 import json
 import os
 import shutil
@@ -46,6 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 RESULTS = Path(__file__).resolve().parent / "results"
 sys.path.insert(0, str(ROOT))
+from bench import heapsnap
 from bench.etl_throughput import code_state, write_config
 from demo_city.timefmt import LOCAL_TZ
 from tests.browser import chromium, free_port, signed_in
@@ -118,9 +127,16 @@ def make_city(root: Path, args) -> tuple[Path, Path, str]:
     return settings, city, end
 
 
-def start_server(settings: Path, root: Path, port: int) -> tuple[subprocess.Popen, str, Path]:
+def start_server(settings: Path, root: Path, port: int, rewind: int = 0,
+                 refresh: int = 10) -> tuple[subprocess.Popen, str, Path]:
     code = ("from dashboard.app import create_app; app = create_app(); "
             f"app.run(host='127.0.0.1', port={port}, debug=False)")
+    if rewind:
+        # Accelerated: the pages' "now" steps back 0 .. rewind-1 minutes in turn, one step per refresh period, so
+        # (nearly) every refresh sends a different figure instead of one a minute. Data and publishing are real.
+        code = ("import time, datetime as _dt; from dashboard import shell; _now = shell.now; "
+                f"shell.now = lambda: _now() - _dt.timedelta(minutes=int(time.time() // {refresh}) % {rewind}); "
+                + code)
     log_path = root / "server.log"
     out = open(log_path, "w")  # noqa: SIM115 - the server's log, open for the server's life
     proc = subprocess.Popen([PYTHON, "-c", code], cwd=ROOT, env={**ENV, "CITYOPS_CONFIG": str(settings)},
@@ -217,26 +233,21 @@ def summarize(samples: list[dict], args) -> dict:
 def heap_snapshot(cdp, path: Path) -> dict:
     """A V8 heap snapshot (after a forced GC) written to path; returns {constructor: [count, self bytes]}."""
     chunks: list[str] = []
-    cdp.on("HeapProfiler.addHeapSnapshotChunk", lambda e: chunks.append(e["chunk"]))
-    cdp.send("HeapProfiler.enable")
-    cdp.send("HeapProfiler.collectGarbage")
-    cdp.send("HeapProfiler.takeHeapSnapshot", {"reportProgress": False})
+
+    def listener(event):
+        chunks.append(event["chunk"])
+
+    cdp.on("HeapProfiler.addHeapSnapshotChunk", listener)
+    try:
+        cdp.send("HeapProfiler.enable")
+        cdp.send("HeapProfiler.collectGarbage")
+        cdp.send("HeapProfiler.takeHeapSnapshot", {"reportProgress": False})
+    finally:
+        cdp.remove_listener("HeapProfiler.addHeapSnapshotChunk", listener)
     text = "".join(chunks)
     path.write_text(text)
-    snap = json.loads(text)
-    meta = snap["snapshot"]["meta"]
-    fields = meta["node_fields"]
-    width, name_at, size_at, type_at = len(fields), fields.index("name"), fields.index("self_size"), fields.index("type")
-    types = meta["node_types"][0]
-    strings, nodes = snap["strings"], snap["nodes"]
-    out: dict[str, list[int]] = {}
-    for i in range(0, len(nodes), width):
-        kind = types[nodes[i + type_at]]
-        name = strings[nodes[i + name_at]] if kind in ("object", "closure", "native") else f"({kind})"
-        entry = out.setdefault(name[:80], [0, 0])
-        entry[0] += 1
-        entry[1] += nodes[i + size_at]
-    return out
+    chunks.clear()
+    return heapsnap.Snapshot(path).by_constructor()
 
 
 def heap_growth(before: dict, after: dict, top: int = 15) -> list[dict]:
@@ -261,7 +272,8 @@ def soak(args) -> int:
     report["city"] = {"dir": str(city), "end": end, "incidents": args.incidents, "days": args.days,
                       "sensors": args.sensors}
     hours = max(2, -(-args.minutes // 60) + 1)
-    server, base, server_log = start_server(settings, root, args.port or free_port())
+    server, base, server_log = start_server(settings, root, args.port or free_port(), args.rewind_minutes,
+                                            args.refresh_seconds)
     report["server_log"] = str(server_log)
     samples: list[dict] = []
     updates: list[dict] = []
@@ -286,6 +298,10 @@ def soak(args) -> int:
                 events["figures"] += size > args.figure_bytes
                 events["errors"] += response.status >= 400
 
+            for name in args.without_asset or ():
+                # A control run: the page as it would be without one of dashboard/assets/ (served empty).
+                page.route(f"**/assets/{name}*", lambda route: route.fulfill(status=200, body="",
+                                                                             content_type="application/javascript"))
             page.on("response", on_response)
             page.on("requestfailed", lambda r: events.__setitem__("failed", events["failed"] + 1)
                     if "_dash-update-component" in r.url else None)
@@ -345,13 +361,26 @@ def soak(args) -> int:
                             f"nodes {s['nodes_gc']:5d}  renderer {s['renderer_rss_mib'] or 0:6.0f}  "
                             f"server {s['server_rss_mib'] or 0:6.0f} MiB  responses {s['responses']} "
                             f"({s['figures']} figures, {s['bytes'] / 1024:.0f} KiB)  load {s['load1']:.2f}")
-                        next_sample += args.sample_seconds
+                        # After a stall (a loaded machine) go on from now: no burst of catch-up samples.
+                        next_sample = max(next_sample + args.sample_seconds, time.monotonic())
                         if args.heap_snapshots and "warmup" not in snapshots and elapsed >= args.warmup_minutes * 60:
                             snapshots["warmup"] = heap_snapshot(cdp, root / "heap-warmup.heapsnapshot")
+                            snapshots["files"] = [root / "heap-warmup.heapsnapshot"]
+                            snapshots["next"] = elapsed + (args.snapshot_every or 1e9) * 60
+                        elif (args.heap_snapshots and "next" in snapshots and elapsed >= snapshots["next"]
+                              and elapsed < args.minutes * 60):
+                            path = root / f"heap-m{elapsed / 60:05.1f}.heapsnapshot"
+                            heap_snapshot(cdp, path)
+                            snapshots["files"].append(path)
+                            snapshots["next"] += args.snapshot_every * 60
+                            log(f"heap snapshot {path.name}")
                         if elapsed >= args.minutes * 60:
                             if args.heap_snapshots and "warmup" in snapshots:
-                                end_snap = heap_snapshot(cdp, root / "heap-end.heapsnapshot")
+                                end_path = root / "heap-end.heapsnapshot"
+                                end_snap = heap_snapshot(cdp, end_path)
+                                snapshots["files"].append(end_path)
                                 report["heap_growth_after_warmup"] = heap_growth(snapshots["warmup"], end_snap)
+                                report["heap_snapshots"] = [str(f) for f in snapshots["files"]]
                             break
                     if server.poll() is not None:
                         page_errors.append(f"server exited {server.returncode}")
@@ -371,6 +400,19 @@ def soak(args) -> int:
     print(json.dumps(report["summary"], indent=1))
     for row in report.get("heap_growth_after_warmup", []):
         print(f"heap growth: {row['constructor'][:60]:<60} {row['count']:>+8} objects {row['bytes']:>+12,} bytes")
+    files = report.get("heap_snapshots", [])
+    for before, after in itertools.pairwise(files):
+        # Who holds what was allocated in between (python -m bench.heapsnap BEFORE AFTER for the whole report).
+        held = heapsnap.diff(Path(before), Path(after), top=8)
+        report.setdefault("heap_new_objects_by_owner", []).append(
+            {"before": Path(before).name, "after": Path(after).name, **{k: held[k] for k in
+             ("before_bytes", "after_bytes", "new_reachable", "new_objects_by_old_owner")}})
+        print(f"{Path(before).name} -> {Path(after).name}: {held['before_bytes'] / MIB:.2f} -> "
+              f"{held['after_bytes'] / MIB:.2f} MiB; new and reachable {held['new_reachable']}")
+        for row in held["new_objects_by_old_owner"]:
+            print(f"  held by {row['owner_path'][:90]:<90} {row['objects']:>7} objects {row['bytes']:>10,} bytes")
+    if files:
+        json_path.write_text(json.dumps(report, indent=1, default=str))
     print(f"results: {csv_path.relative_to(ROOT)} {json_path.relative_to(ROOT)}")
     if not args.keep:
         shutil.rmtree(root / "var" / "warehouse", ignore_errors=True)
@@ -407,6 +449,9 @@ def main(argv=None) -> int:
     ap.add_argument("--minutes", type=int, default=60, help="how long to soak (24 h: 1440)")
     ap.add_argument("--refresh-seconds", type=int, default=10, help="dashboard.refresh_seconds (default 10)")
     ap.add_argument("--update-every", type=float, default=5, help="minutes between hotline updates + ETL loads")
+    ap.add_argument("--rewind-minutes", type=int, default=0,
+                    help="accelerate: the server's clock steps back 0..N-1 minutes in turn, one step per refresh, "
+                         "so every refresh carries a new figure (default 0: the real clock, a new figure a minute)")
     ap.add_argument("--sample-seconds", type=int, default=60)
     ap.add_argument("--warmup-minutes", type=float, default=10)
     ap.add_argument("--heap-ratio", type=float, default=1.5, help="bound: GC'd heap max / value after warm-up")
@@ -424,6 +469,11 @@ def main(argv=None) -> int:
     ap.add_argument("--heap-snapshots", action="store_true",
                     help="V8 heap snapshots after the warm-up and at the end (kept beside the run), and the "
                          "constructors that grew most in between")
+    ap.add_argument("--snapshot-every", type=float,
+                    help="with --heap-snapshots: also a snapshot every this many minutes after the warm-up; "
+                         "each interval's new objects are reported by the object holding them (bench/heapsnap.py)")
+    ap.add_argument("--without-asset", action="append", metavar="NAME",
+                    help="a control run: serve dashboard/assets/NAME empty to the page (repeatable), e.g. memory.js")
     ap.add_argument("--port", type=int)
     ap.add_argument("--keep", help="build city, config and warehouse in DIR and keep the warehouse")
     return soak(ap.parse_args(argv))
