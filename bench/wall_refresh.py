@@ -303,14 +303,18 @@ def baseline_count(warehouse: Path, tz: str, repeats: int) -> dict:
     return {"rows": rows, "seconds": stats(times)}
 
 
-def publish_update(settings: Path, city: Path, root: Path, hours: int, client: WallClient) -> dict:
-    """A later hotline export (demo_city update, --hours) loaded with `python -m etl load`: a new generation."""
+def publish_update(settings: Path, city: Path, root: Path, hours: int, client: WallClient,
+                   rss_limit_mib: float | None = None) -> dict:
+    """A later hotline export (demo_city update, --hours) loaded with `python -m etl load`: a new generation.
+    demo_city update holds the whole hotline CSV as Python lists: at 10M incidents it passed 21 GB and was killed
+    by the kernel (2026-11-26), so it runs under the same --rss-limit-mib watchdog as generation and load."""
     before = client.generation()
     out = root / f"hotline_12345_update_h{hours}.csv"
     gen = measured([PYTHON, "-m", "demo_city", "update", "--city", str(city), "--out", str(out), "--hours", str(hours)],
-                   ENV)
-    if gen["rc"]:
-        raise SystemExit(f"demo_city update failed: {gen['stderr'][-2000:]}")
+                   ENV, rss_limit_mib)
+    if gen["rc"] or gen["killed"]:
+        raise SystemExit(f"demo_city update failed (rc {gen['rc']}, killed past {rss_limit_mib} MiB: {gen['killed']}, "
+                         f"peak {gen['rss_mib']:,.0f} MiB; --generations 0 skips this step): {gen['stderr'][-2000:]}")
     # The ETL quarantines timestamps after its clock ("in the future"): it loads the export with its clock moved on
     # to the export's end, while the server's clock stays pinned at the city's end (closures and status changes of
     # the loaded cases then show; cases created after the server's now do not).
@@ -323,7 +327,7 @@ def publish_update(settings: Path, city: Path, root: Path, hours: int, client: W
     data["clock"]["as_of"] = moved.isoformat()
     etl_settings.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     load = measured([PYTHON, "-m", "etl", "--config", str(etl_settings), "load", "--feed", "hotline_12345", str(out)],
-                    ENV)
+                    ENV, rss_limit_mib)
     match = OUTCOME.search(load["stdout"])
     after = client.generation()
     if load["rc"] or after == before:
@@ -482,7 +486,7 @@ def run(args) -> dict:
         for g in range(args.generations):
             hours = args.update_hours * (g + 1)
             log(f"new generation {g + 1}/{args.generations} (update --hours {hours}) ...")
-            publishes.append(publish_update(settings, city, root, hours, client))
+            publishes.append(publish_update(settings, city, root, hours, client, args.rss_limit_mib))
             fresh.append(client.refresh())
             after += [client.refresh() for _ in range(max(3, args.repeats // 4))]
         if fresh:
