@@ -23,6 +23,9 @@ class IncidentCells(Strict):
     status: Literal["open", "all"] = "all"
     resolution: Literal[7, 8, 9] = 8
     points_below: int = Field(300, ge=0, le=5000, description="draw single incidents when at most this many")
+    max_cells: int = Field(2500, ge=50, le=3000, description=(
+        "more cells than this at `resolution`: drawn one resolution coarser, until they fit (a hexagon is about "
+        "300 bytes, so 3000 keeps the layer under 1 MB)"))
 
 
 class IncidentHeat(Strict):
@@ -31,6 +34,9 @@ class IncidentHeat(Strict):
     window_hours: int = Field(24, ge=1, le=24 * 366)
     resolution: Literal[7, 8, 9] = 9
     radius_px: int = Field(18, ge=2, le=80)
+    max_cells: int = Field(20000, ge=50, le=35000, description=(
+        "more cells than this at `resolution`: one resolution coarser, until they fit (a cell centre is about "
+        "25 bytes, so 35000 keeps the layer under 1 MB)"))
 
 
 class DistrictChoropleth(Strict):

@@ -46,13 +46,14 @@ def _incident_cells(layer, p, ctx):
     few = rows.incident_points(since, until, p.status, p.points_below, ctx.scope)
     if len(few) <= p.points_below:
         return incidents.points(few, name, ctx.catalog.categories, ctx.lang)
-    cells = rows.incident_cells(since, until, p.status, p.resolution, ctx.scope)
-    return incidents.cells(cells, name, ctx.t("layer.incidents.hover"))
+    cells, resolution = rows.incident_cells_within(since, until, p.status, p.resolution, p.max_cells, ctx.scope)
+    return incidents.cells(cells, name, ctx.t("layer.incidents.hover")).update(meta={"h3_resolution": resolution})
 
 
 def _incident_heat(layer, p, ctx):
-    cells = rows.incident_cells(*ctx.span(p.window_hours), "all", p.resolution, ctx.scope)
-    return heat.density(cells, layer.name.model_dump()[ctx.lang], p.radius_px)
+    cells, resolution = rows.incident_cells_within(*ctx.span(p.window_hours), "all", p.resolution, p.max_cells,
+                                                   ctx.scope)
+    return heat.density(cells, layer.name.model_dump()[ctx.lang], p.radius_px).update(meta={"h3_resolution": resolution})
 
 
 def _district_choropleth(layer, p, ctx):

@@ -1,6 +1,9 @@
 """Rows behind each map layer type. Sizes are bounded by the city's area, never by the number of records:
 cells and districts are aggregated in DuckDB, and single incidents are fetched only when few."""
+from collections import Counter
 from datetime import datetime
+
+import h3
 
 from query import store
 from query.overview import sensor_states
@@ -39,6 +42,25 @@ def incident_cells(since: datetime, until: datetime, status: str, resolution: in
         SELECT {column}, count(*) FROM fct_incident
         WHERE created_at > ? AND created_at <= ? AND {_status_filter(status)} AND {column} IS NOT NULL AND {where}
         GROUP BY 1 ORDER BY 1""", [since, until, *params])
+
+
+def incident_cells_within(since: datetime, until: datetime, status: str, resolution: int, max_cells: int,
+                          scope: tuple[str, ...] | None = None) -> tuple[list[tuple[str, int]], int]:
+    """incident_cells at `resolution`, or at the finest coarser resolution with at most max_cells cells, and the
+    resolution used: the map's payload grows with its cells, and a fine resolution over a large city or a long
+    window has too many. Below r7, the coarsest stored, cells are merged into their H3 parents."""
+    coarsest = min(CELL_COLUMN)
+    for level in range(resolution, coarsest - 1, -1):
+        cells = incident_cells(since, until, status, level, scope)
+        if len(cells) <= max_cells:
+            return cells, level
+    while len(cells) > max_cells and level > 0:
+        level -= 1
+        merged = Counter()
+        for cell, n in cells:
+            merged[h3.cell_to_parent(cell, level)] += n
+        cells = sorted(merged.items())
+    return cells, level
 
 
 @cached

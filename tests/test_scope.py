@@ -29,6 +29,8 @@ CALLS = {   # function -> (call with a scope, is the answer empty?)
     "overview.open_by_district": (lambda s: overview.open_by_district(s), lambda r: r == []),
     "overview.street_outlines": (lambda s: overview.street_outlines(s), lambda r: r == []),
     "layers.incident_cells": (lambda s: layers.incident_cells(*DAY, "all", 8, s), lambda r: r == []),
+    "layers.incident_cells_within": (lambda s: layers.incident_cells_within(*DAY, "all", 9, 50, s),
+                                     lambda r: r[0] == []),
     "layers.incident_points": (lambda s: layers.incident_points(*DAY, "all", 100, s), lambda r: r == []),
     "layers.district_measure": (lambda s: layers.district_measure("open_incidents", *DAY, s), lambda r: r == []),
     "layers.sensors": (lambda s: layers.sensors(AS_OF, None, s), lambda r: r == []),

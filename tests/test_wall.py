@@ -21,10 +21,11 @@ import shapely
 
 from core import clock, warehouse
 from core.errors import ConfigError
-from core.layers import TIMELINE_FILE, Timeline
+from core.layers import TIMELINE_FILE, IncidentCells, IncidentHeat, Timeline
 from core.settings import load_config
 from layers import heat, incidents
 from query import alarms, store
+from query import layers as layer_rows
 from tests import expected
 from tests.browser import ROOT, chromium, dashboard_server, free_port, http_client, signed_in
 from tests.conftest import edit_yaml
@@ -137,22 +138,49 @@ def _city_cells(city, resolution: int) -> list[str]:
     return list(h3.geo_to_cells(shapely.geometry.mapping(outline), resolution))
 
 
-@pytest.mark.parametrize("resolution", [7, 8])
-def test_incident_cells_payload_is_bounded_by_the_city_not_the_records(loaded_city, resolution):
-    """The worst case at any data size: every cell covering the city holds incidents (counts in the millions)."""
+def _most_cells(layer_type) -> int:
+    return next(m.le for m in layer_type.model_fields["max_cells"].metadata if hasattr(m, "le"))
+
+
+@pytest.mark.parametrize("resolution", [7, 8, 9])
+def test_incident_cells_payload_is_bounded_whatever_the_city_and_records(loaded_city, resolution):
+    """The worst case at any data size: every cell drawn holds incidents (counts in the millions), as many cells
+    as the layer may ever draw (the largest max_cells core/layers.py accepts)."""
     _, city, _ = loaded_city
     cells = _city_cells(city, resolution)
-    assert len(cells) > 50
+    cells = (cells * (_most_cells(IncidentCells) // len(cells) + 1))[:_most_cells(IncidentCells)]
     trace = incidents.cells([(c, 10_000_000 // len(cells)) for c in cells], "incidents", "%{z}")
     size = len(pio.to_json(trace, validate=False))
     assert size < ONE_MB, (resolution, len(cells), size)
 
 
-def test_heat_payload_is_bounded_at_the_finest_resolution(loaded_city):
+def test_heat_payload_is_bounded_at_the_most_cells_allowed(loaded_city):
     _, city, _ = loaded_city
     cells = _city_cells(city, 9)
-    size = len(pio.to_json(heat.density([(c, 5000) for c in cells], "heat", 18), validate=False))
+    cells = (cells * (_most_cells(IncidentHeat) // len(cells) + 1))[:_most_cells(IncidentHeat)]
+    size = len(pio.to_json(heat.density([(c, 5_000_000) for c in cells], "heat", 18), validate=False))
     assert size < ONE_MB, (len(cells), size)
+
+
+@pytest.mark.parametrize("max_cells", [10_000, 400, 60, 3])
+def test_too_many_cells_are_drawn_coarser_and_every_incident_still_counts(loaded_city, max_cells):
+    settings, _, _ = loaded_city
+    store.init(load_config(settings), None)
+    now = clock.now(load_config(settings))
+    window = (now - timedelta(days=30), now)
+    fine = layer_rows.incident_cells(*window, "all", 9)
+    assert len(fine) > 400, "the demo city's month must fill more r9 cells than the smaller budgets"
+    cells, resolution = layer_rows.incident_cells_within(*window, "all", 9, max_cells)
+    assert len(cells) <= max_cells
+    assert sum(n for _, n in cells) == sum(n for _, n in fine), "coarser cells count every incident"
+    assert {h3.get_resolution(c) for c, _ in cells} == {resolution}
+    if max_cells >= len(fine):
+        assert (cells, resolution) == (fine, 9), "within the budget: the configured resolution, untouched"
+    else:
+        assert resolution < 9
+        stored = layer_rows.incident_cells(*window, "all", max(resolution + 1, 7))
+        finer = {h3.cell_to_parent(c, resolution + 1) for c, _ in stored}
+        assert len(finer) > max_cells, "the finest resolution that fits, not a coarser one"
 
 
 @pytest.mark.browser
