@@ -281,7 +281,7 @@ def _measured(kpi_id: str, windows: tuple, scope, by_district: bool) -> list[dic
     group = "district_id" if by_district else "NULL"
     quantile = ""
     if kpi.kind == "quantile":
-        quantile = ", quantile_cont(m, ?) FILTER (WHERE x = 0)"
+        quantile = ", quantile_cont(CASE WHEN x = 0 THEN m END, ?)"   # FILTER: 4-5x slower (holistic)
         params.append(kpi.q)
     excluded = "".join(f", count(*) FILTER (WHERE x = {i})" for i in range(1, len(kpi.require) + 1))
     rows = store.reader().rows(f"""{sql}
