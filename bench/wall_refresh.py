@@ -306,8 +306,8 @@ def baseline_count(warehouse: Path, tz: str, repeats: int) -> dict:
 def publish_update(settings: Path, city: Path, root: Path, hours: int, client: WallClient,
                    rss_limit_mib: float | None = None) -> dict:
     """A later hotline export (demo_city update, --hours) loaded with `python -m etl load`: a new generation.
-    demo_city update holds the whole hotline CSV as Python lists: at 10M incidents it passed 21 GB and was killed
-    by the kernel (2026-11-26), so it runs under the same --rss-limit-mib watchdog as generation and load."""
+    demo_city update once held the whole hotline CSV as Python lists (21 GB at 10M incidents, killed by the kernel
+    on 2026-11-26); it now streams it, and still runs under the --rss-limit-mib watchdog like generation and load."""
     before = client.generation()
     out = root / f"hotline_12345_update_h{hours}.csv"
     gen = measured([PYTHON, "-m", "demo_city", "update", "--city", str(city), "--out", str(out), "--hours", str(hours)],
