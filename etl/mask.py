@@ -21,6 +21,19 @@ UNIT_EN = re.compile(r"\b(?:apt|apartment|unit|suite|ste|#)\s*[\w-]+", re.IGNORE
 DIGITS_ZH = re.compile(r"[0-9０-９]+\s*[号栋幢座楼层室单元户#-]*")
 
 
+def per_distinct(values: pd.Series, fn) -> pd.Series:
+    """fn of each value (None where NA), computed once per distinct value: exports repeat callers, addresses and
+    templated descriptions. A plain loop: pandas' map and astype on Arrow-backed strings cost more than fn."""
+    done = {}
+
+    def one(v):
+        if v not in done:
+            done[v] = fn(v)
+        return done[v]
+    out = [one(v) if isinstance(v, str) or not pd.isna(v) else None for v in values.tolist()]
+    return pd.Series(out, index=values.index, dtype=object)
+
+
 def phone_hash(values: pd.Series, key: bytes) -> pd.Series:
     """HMAC-SHA256 of the number's last 11 digits, first 24 hex characters; None where there is no digit.
     The key's pads are hashed once and copied per value: the same digest as hmac.new, 3x faster."""
@@ -28,6 +41,8 @@ def phone_hash(values: pd.Series, key: bytes) -> pd.Series:
     nondigit = NON_DIGIT.sub
 
     def one(v):
+        if not isinstance(v, str):
+            return None
         digits = nondigit("", v)[-11:]
         if not digits:
             return None
@@ -35,8 +50,7 @@ def phone_hash(values: pd.Series, key: bytes) -> pd.Series:
         h.update(digits.encode())
         o.update(h.digest())
         return o.hexdigest()[:24]
-    out = [one(v) if isinstance(v, str) else None for v in values.astype(object).tolist()]   # else NA or NaN
-    return pd.Series(out, index=values.index, dtype=object)
+    return per_distinct(values, one)
 
 
 NON_DIGIT = re.compile(r"\D")
@@ -55,16 +69,21 @@ def street_level(values: pd.Series) -> pd.Series:
             m = STREET_ZH.match(v)
             return m.group(1) if m else DIGITS_ZH.sub("", v).strip()
         return UNIT_EN.sub("", HOUSE_NUMBER_EN.sub("", v)).strip(" ,")
-    return values.map(one, na_action="ignore")
+    return per_distinct(values, one)
+
+
+NEEDS_SCRUB = re.compile(r"[\d@]")   # each pattern needs a digit (any script, as \d) or an @: most texts have neither
 
 
 def scrub_text(v: str) -> str:
+    if not NEEDS_SCRUB.search(v):
+        return v
     v = PHONE.sub("[phone]", MOBILE_CN.sub("[phone]", ID_CARD.sub("[id]", v)))
     return EMAIL.sub("[email]", LOCAL_PHONE.sub("[phone]", v))
 
 
 def scrub(values: pd.Series) -> pd.Series:
-    return values.map(scrub_text, na_action="ignore")
+    return per_distinct(values, scrub_text)
 
 
 def apply(frame: pd.DataFrame, personal, key: bytes, premasked: bool = False) -> pd.DataFrame:
