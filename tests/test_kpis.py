@@ -509,6 +509,21 @@ def test_repeat_complaints(city):
     assert ids("repeat_complaints", "excluded") == ["rep-09"]
 
 
+def test_repeat_complaints_see_a_predecessor_right_at_the_lookback_before_the_window(city):
+    """Only incidents from the window's start minus the lookback are read for repeats (the previous incident is a
+    window function over them): one exactly 30 days before the month still makes a repeat, one a second earlier
+    does not, whichever period is asked alone."""
+    city.publish(incidents=[
+        inc("edge-1", "D01", oct_(2), caller="G", category="noise"),
+        inc("edge-2", "D01", nov(1), caller="G", category="noise"),             # exactly 30 days: repeat
+        inc("edge-3", "D02", oct_(1, 23, 59, 59), caller="H", category="noise"),
+        inc("edge-4", "D02", nov(1), caller="H", category="noise"),             # 30 days and 1 s: no
+    ])
+    figure = kpis.figure("repeat_complaints", "month", NOW)
+    assert (figure.value, figure.used) == (1, 2)
+    assert ids("repeat_complaints", "numerator") == ["edge-2"]
+
+
 def test_online_service_rate(city):
     city.publish(**online_rows())
     c = kpis.compare("online_service_rate", "month", NOW)
