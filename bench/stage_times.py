@@ -86,7 +86,7 @@ STAGES = {
     ("etl.mask", "raw_records"): RAW_RECORDS,
     ("etl.pipeline", "_quarantine"): "quarantine: frame, json",
     ("etl.pipeline", "_derive"): "derive: ids, SLA, department",
-    ("etl.pipeline", "_h3"): "derive: h3 cells (per-row python)",
+    ("etl.pipeline", "_h3"): "derive: h3 cells (per distinct coordinate)",
     ("etl.staging", "append"): "stage: append a chunk (own commit)",
     ("etl.pipeline", "_merge_staged"): "final: dedupe into staging, quarantine",
     ("etl.merge", "merge_staged"): "final: merge (UPDATE + INSERT)",
@@ -159,7 +159,7 @@ def instrument() -> None:
         mod = importlib.import_module(module)
         fn = getattr(mod, attr)
         setattr(mod, attr, timed_iter(name, fn) if attr == "read" else timed(name, fn))
-    Locator.assign = timed("derive: district/street/grid sjoin", Locator.assign)
+    Locator.assign = timed("derive: district/street/grid lookup (polygon index)", Locator.assign)
     Locator.inside_city = timed("validate: inside-city contains_xy", Locator.inside_city)
 
 
