@@ -9,7 +9,8 @@ INTRO = """# The canonical warehouse schema
 Generated from `core/schema.py` by `python -m core.schema_doc` (a test checks it is current).
 
 Every feed maps onto these tables; the dashboard reads them from the published Parquet generation
-(`var/warehouse/published/gen-NNNNNN/<table>.parquet`), never from the ETL's database.
+(`var/warehouse/published/gen-NNNNNN/<table>.parquet`; fact tables as `<table>/month=YYYY-MM/*.parquet`),
+never from the ETL's database.
 
 - Times are `TIMESTAMPTZ`: instants. Feeds give local times (their `source.timezone`) or offsets; readers
   see them in the city's timezone (`city.timezone`).

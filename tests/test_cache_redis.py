@@ -66,7 +66,7 @@ def test_a_second_process_is_served_from_redis(loaded_city, tmp_path, redis_url)
     assert keys, "the figures should be stored in Redis under the city's prefix"
     # Take the warehouse's files away: only the shared cache can answer now.
     generation = (warehouse / "published" / "CURRENT").read_text().strip()
-    for parquet in (warehouse / "published" / generation).glob("*.parquet"):
+    for parquet in (warehouse / "published" / generation).rglob("*.parquet"):
         parquet.rename(parquet.with_suffix(".moved"))
     assert _tiles(settings).stdout == first
 
@@ -76,6 +76,6 @@ def test_without_the_shared_cache_the_same_situation_fails(loaded_city, tmp_path
     settings, warehouse = _settings_with_cache(loaded_city, tmp_path, {"type": "simple"})
     _tiles(settings)
     generation = (warehouse / "published" / "CURRENT").read_text().strip()
-    for parquet in (warehouse / "published" / generation).glob("*.parquet"):
+    for parquet in (warehouse / "published" / generation).rglob("*.parquet"):
         parquet.rename(parquet.with_suffix(".moved"))
     assert _tiles(settings, check=False).returncode != 0

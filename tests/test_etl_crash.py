@@ -101,8 +101,8 @@ def _published_files(settings) -> dict[str, str]:
     root = load_config(settings).warehouse_dir / "published"
     generation = (root / "CURRENT").read_text()
     files = {"CURRENT": generation}
-    for path in sorted((root / generation).iterdir()):
-        files[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    for path in sorted(p for p in (root / generation).rglob("*") if p.is_file()):      # monthly tables: folders
+        files[str(path.relative_to(root / generation))] = hashlib.sha256(path.read_bytes()).hexdigest()
     return files
 
 

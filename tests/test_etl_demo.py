@@ -8,6 +8,7 @@ import duckdb
 
 from core.schema import PUBLISHED_TABLES
 from core.settings import load_config
+from core import warehouse
 from core.warehouse import Reader
 from tests.conftest import run
 from tests.expected import REFUSED
@@ -117,8 +118,8 @@ def test_no_planted_name_phone_or_id_number_anywhere_in_the_warehouse(loaded_cit
     config = load_config(settings)
     generation = (config.warehouse_dir / "published" / "CURRENT").read_text().strip()
     published = duckdb.connect()
-    tables = _text_values(published, [(f"published/{t}", f"read_parquet('{config.warehouse_dir}/published/"
-                                                         f"{generation}/{t}.parquet')") for t in PUBLISHED_TABLES])
+    gen_dir = config.warehouse_dir / "published" / generation
+    tables = _text_values(published, [(f"published/{t}", warehouse.table_source(gen_dir, t)) for t in PUBLISHED_TABLES])
     writer = duckdb.connect(str(config.warehouse_dir / "etl.duckdb"), read_only=True)
     writer_tables = [r[0] for r in writer.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
     tables |= _text_values(writer, [(f"etl.duckdb/{t}", t) for t in writer_tables])

@@ -17,6 +17,7 @@ import yaml
 
 from core.schema import PUBLISHED_TABLES
 from core.settings import load_config
+from core import warehouse
 from core.warehouse import Reader
 from tests.conftest import ROOT, edit_yaml, run
 
@@ -221,7 +222,7 @@ def test_no_phone_number_or_email_of_the_source_anywhere_in_the_warehouse(boston
     generation = (config.warehouse_dir / "published" / "CURRENT").read_text().strip()
     leaks = []
     con = duckdb.connect()
-    relations = [f"read_parquet('{config.warehouse_dir}/published/{generation}/{t}.parquet')" for t in PUBLISHED_TABLES]
+    relations = [warehouse.table_source(config.warehouse_dir / "published" / generation, t) for t in PUBLISHED_TABLES]
     writer = duckdb.connect(str(config.warehouse_dir / "etl.duckdb"), read_only=True)
     for connection, names in ((con, relations),
                               (writer, [r[0] for r in writer.execute("SELECT table_name FROM duckdb_tables()")

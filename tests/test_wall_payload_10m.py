@@ -95,14 +95,14 @@ def city_10m(tmp_path_factory):
         generation = warehouse.publish(con, config.warehouse_dir, config.settings.warehouse.keep_generations,
                                        changed={"fct_incident"})
     seconds["published"] = time.perf_counter()
-    parquet = config.warehouse_dir / "published" / generation / "fct_incident.parquet"
+    incidents = warehouse.table_source(config.warehouse_dir / "published" / generation, "fct_incident")
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
-    window = f"""FROM read_parquet('{parquet}')
+    window = f"""FROM {incidents}
                  WHERE created_at > $now - INTERVAL {WINDOW_HOURS} HOUR AND created_at <= $now"""
     rows, ids, after_now = con.execute(
         f"SELECT count(*), count(DISTINCT incident_id), count(*) FILTER (WHERE created_at > $now) "
-        f"FROM read_parquet('{parquet}')", {"now": now}).fetchall()[0]
+        f"FROM {incidents}", {"now": now}).fetchall()[0]
     reference = {"generation": generation, "rows": rows, "distinct_ids": ids, "after_now": after_now,
                  "base_rows": base, "copies": k}
     for resolution in (7, 8, 9):
