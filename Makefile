@@ -8,11 +8,12 @@ DEMO   := data/demo
 
 .PHONY: run test install install-test demo load serve worker clean
 
-$(BIN)/python:
+# pip is the venv's last file: a venv made by a run that was interrupted is made again, not used half-made.
+$(BIN)/pip:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --upgrade pip
 
-$(VENV)/.installed: requirements.txt constraints.txt | $(BIN)/python
+$(VENV)/.installed: requirements.txt constraints.txt | $(BIN)/pip
 	$(BIN)/pip install -q -r requirements.txt -c constraints.txt
 	touch $@
 
