@@ -45,6 +45,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -279,6 +280,10 @@ def soak(args) -> int:
     updates: list[dict] = []
     events = {"responses": 0, "bytes": 0, "figures": 0, "errors": 0, "failed": 0}
     page_errors: list[str] = []
+    # Console messages, counted by kind and text: with DevTools attached (Playwright is), Chromium keeps each
+    # message's arguments alive, so a message logged per refresh shows up as heap growth (seen in a heap snapshot
+    # diff on 2026-11-27: figure data held by "DevTools console").
+    console: Counter = Counter()
     etl: dict | None = None
     snapshots: dict = {}
     try:
@@ -306,6 +311,7 @@ def soak(args) -> int:
             page.on("requestfailed", lambda r: events.__setitem__("failed", events["failed"] + 1)
                     if "_dash-update-component" in r.url else None)
             page.on("pageerror", lambda e: page_errors.append(f"{time.time():.0f} {e}"[:500]))
+            page.on("console", lambda m: console.update([f"{m.type}: {m.text[:160]}"]))
             page.on("crash", lambda *_: page_errors.append(f"{time.time():.0f} renderer crashed"))
             page.goto(base + "/wall", wait_until="networkidle", timeout=120_000)
             page.wait_for_selector("#wall-map .maplibregl-canvas, #wall-map canvas", timeout=120_000)
@@ -354,6 +360,7 @@ def soak(args) -> int:
                         fh.flush()
                         for k in events:
                             events[k] = 0
+                        report.update(console=dict(console.most_common(20)))
                         report.update(samples_tail=samples[-3:], updates=updates, page_errors=page_errors[-20:],
                                       summary=summarize(samples, args), load_average_now=os.getloadavg())
                         json_path.write_text(json.dumps(report, indent=1, default=str))
@@ -394,6 +401,7 @@ def soak(args) -> int:
             server.wait(10)
         except subprocess.TimeoutExpired:
             server.kill()
+    report.update(console=dict(console.most_common(20)))
     report.update(samples_tail=samples[-3:], updates=updates, page_errors=page_errors,
                   summary=summarize(samples, args), load_average_end=os.getloadavg())
     json_path.write_text(json.dumps(report, indent=1, default=str))
