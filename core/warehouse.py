@@ -141,14 +141,23 @@ def _link_unchanged(previous: Path | None, staging: Path, changed: set[str] | No
     for table in PUBLISHED_TABLES:
         if table in changed or table not in before["rows"]:
             continue
-        try:
-            _link(previous / _file_name(table), staging / _file_name(table))
-        except OSError:              # gone, or a filesystem without hard links: written anew instead
-            shutil.rmtree(staging / table, ignore_errors=True)
-            (staging / f"{table}.parquet").unlink(missing_ok=True)
-            continue
-        linked[table] = before["rows"][table]
+        if _linked(previous / _file_name(table), staging / _file_name(table)):
+            linked[table] = before["rows"][table]
     return linked
+
+
+def _linked(source: Path, target: Path) -> bool:
+    """Hard-link source to target; False, leaving no target, where that fails (gone, or a filesystem without hard
+    links): the caller writes it anew instead."""
+    try:
+        _link(source, target)
+        return True
+    except OSError:
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
+        return False
 
 
 def _link(source: Path, target: Path) -> None:
@@ -180,16 +189,10 @@ def _write_monthly(con, table: str, staging: Path, previous: Path | None, before
         con.execute(f"COPY (SELECT * FROM {table} LIMIT 0) TO "
                     f"'{_sql_path(staging / table / f'{PARTITION}=none' / 'empty.parquet')}' (FORMAT parquet)")
         return {}
-    todo = []
-    for month, value in now.items():
-        part = f"{table}/{PARTITION}={month}"
-        try:
-            if previous is None or before.get(month) != value:
-                raise FileNotFoundError(part)
-            _link(previous / part, staging / part)
-        except OSError:
-            shutil.rmtree(staging / part, ignore_errors=True)
-            todo.append(month)
+    part = f"{table}/{PARTITION}="
+    todo = [month for month, value in now.items()
+            if previous is None or before.get(month) != value
+            or not _linked(previous / f"{part}{month}", staging / f"{part}{month}")]
     if todo:       # months are 'YYYY-MM' or 'none', made by the query above: safe as literals (COPY takes no ?)
         months = ", ".join(f"'{m}'" for m in todo if re.fullmatch(r"\d{4}-\d{2}|none", m))
         con.execute(f"""COPY (SELECT *, {_month_sql(table)} AS {PARTITION} FROM {table} t

@@ -53,7 +53,8 @@ def _incident_cells(layer, p, ctx):
 def _incident_heat(layer, p, ctx):
     cells, resolution = rows.incident_cells_within(*ctx.span(p.window_hours), "all", p.resolution, p.max_cells,
                                                    ctx.scope)
-    return heat.density(cells, layer.name.model_dump()[ctx.lang], p.radius_px).update(meta={"h3_resolution": resolution})
+    drawn = heat.density(cells, layer.name.model_dump()[ctx.lang], p.radius_px)
+    return drawn.update(meta={"h3_resolution": resolution})
 
 
 def _district_choropleth(layer, p, ctx):

@@ -44,5 +44,6 @@ def test_phone_hash_is_the_keyed_hmac_of_the_last_11_digits():
 
 
 def test_street_level_keeps_the_street_only():
-    out = mask.street_level(pd.Series(["湖滨市北湾区中港街道357号24栋104室", "12B Main St Apt 4", None])).tolist()
+    addresses = pd.Series(["湖滨市北湾区中港街道357号24栋104室", "12B Main St Apt 4", None])
+    out = mask.street_level(addresses).tolist()
     assert out == ["湖滨市北湾区中港街道", "Main St", None]
