@@ -52,11 +52,11 @@ def _sensors(frame, context, reasons):
 
 
 def _readings(frame, context, reasons):
-    known = frame["sensor_id"].isin(context.known_sensors())
-    reasons.add(frame["sensor_id"].notna() & ~known,
+    sensor = context.sensor_index(frame["sensor_id"])
+    reasons.add(frame["sensor_id"].notna().to_numpy() & (sensor < 0),
                 lambda rows: "unknown sensor '" + texts_at(frame["sensor_id"], rows) + "'")
     ok = frame["status"].fillna("ok").eq("ok") if "status" in frame.columns else pd.Series(True, index=frame.index)
-    low, high = context.valid_range(frame["sensor_id"])
+    low, high = context.valid_range(sensor)
     value = frame["value"]
     reasons.add(ok & value.isna(), "missing value for a reading with status ok")
     reasons.add(ok & ((value < low) | (value > high)), "value outside the metric's valid range")
@@ -103,12 +103,16 @@ class Context:
             self._sensors = self._con.execute("SELECT sensor_id, metric FROM dim_sensor").df()
         return self._sensors
 
-    def known_sensors(self) -> list[str]:
-        return self._sensor_table()["sensor_id"].tolist()
+    def sensor_index(self, sensor_ids: pd.Series) -> np.ndarray:
+        """Each reading's row in the sensor register, -1 for an unknown sensor (one hash lookup per row)."""
+        return pd.Index(self._sensor_table()["sensor_id"]).get_indexer(sensor_ids.astype(object))
 
-    def valid_range(self, sensor_ids: pd.Series) -> tuple[pd.Series, pd.Series]:
+    def valid_range(self, sensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The valid (low, high) of each reading's metric, by sensor_index; unbounded for unknown sensors or
+        metrics without a range."""
         metrics = self.catalog.thresholds.metrics
-        metric = sensor_ids.map(dict(zip(self._sensor_table()["sensor_id"], self._sensor_table()["metric"])))
-        low = metric.map({k: m.valid[0] for k, m in metrics.items()}).astype(float).fillna(-np.inf)
-        high = metric.map({k: m.valid[1] for k, m in metrics.items()}).astype(float).fillna(np.inf)
-        return low, high
+        metric = pd.concat([self._sensor_table()["metric"], pd.Series([None])], ignore_index=True)  # last: unknown
+        row = np.where(sensor < 0, len(metric) - 1, sensor)
+        low = metric.map({k: m.valid[0] for k, m in metrics.items()}).astype(float).fillna(-np.inf).to_numpy()
+        high = metric.map({k: m.valid[1] for k, m in metrics.items()}).astype(float).fillna(np.inf).to_numpy()
+        return low[row], high[row]

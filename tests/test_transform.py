@@ -1,0 +1,71 @@
+"""Parsing numbers and mapping values, the two steps of etl/transform done in Arrow: the results must be those of
+pandas' own to_numeric and Series.map (what the ETL used before, and what the quarantine reasons were built on)."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from etl import transform
+
+ODD_NUMBERS = ["1", "+1", "-1", ".5", "5.", "1e3", "1E-3", "+.5e-1", "-0", "00012", "1.5e+02", "31.23456789012345678",
+               "42.3601234567", "-71.0589", "1e400", "inf", "-inf", "Infinity", "NAN", "1_000", "0x10", "1,5", "5e",
+               "e5", "١٢", "１２", "12 ", "1.2.3", "--1", "", None]
+
+
+@pytest.mark.parametrize("kind", ["float", "int"])
+def test_numbers_are_parsed_as_pandas_parses_them(kind):
+    text = pd.Series(ODD_NUMBERS * 3, dtype="string")
+    if kind == "int":          # an infinite value cannot become an integer in either version
+        text = text[~text.fillna("").str.contains("inf|Inf|1e400")].reset_index(drop=True)
+    reasons = transform.Reasons(len(text))
+    got = transform._numbers(text, kind, "value", reasons)
+
+    expected = pd.to_numeric(text, errors="coerce").astype("float64")
+    bad = text.notna() & expected.isna()
+    if kind == "int":
+        bad |= expected.notna() & (expected != np.floor(expected))
+        expected = expected.round().astype("Int64")
+    pd.testing.assert_series_equal(got, expected, check_names=False)
+    assert reasons.failed().tolist() == bad.tolist()
+    assert reasons.values[bad.to_numpy()].str.startswith("not a number in value '").all()
+
+
+def test_numbers_keep_every_bit_of_long_decimals():
+    rng = np.random.default_rng(7)
+    values = np.concatenate([rng.uniform(-180, 180, 5000), rng.normal(0, 1e-5, 5000), rng.uniform(0, 1e9, 5000)])
+    text = pd.Series([repr(float(v)) for v in values] + [f"{v:.17g}" for v in values] + [f"{v:.6f}" for v in values],
+                     dtype="string")
+    got = transform._to_float(text).to_numpy()
+    assert np.array_equal(got, pd.to_numeric(text).astype("float64").to_numpy())
+
+
+def test_value_maps_match_exactly_and_report_the_unknown(catalog):
+    text = pd.Series(["已受理", "已办结", "已办结 ", "处理", None, "已派单", "Closed"], dtype="string")
+    mapping = {"已受理": "received", "已派单": "dispatched", "已办结": "closed"}
+    reasons = transform.Reasons(len(text))
+    got = transform._mapped(text, mapping, catalog, "status", reasons)
+    assert got.tolist() == ["received", "closed", None, None, None, "dispatched", None]
+    assert reasons.values.tolist() == [None, None, "unknown status '已办结 '", "unknown status '处理'", None, None,
+                                       "unknown status 'Closed'"]
+
+
+def test_value_map_with_a_fallback_and_a_catalogue(catalog):
+    table = catalog.value_map("categories")
+    alias = next(alias for code, entry in catalog.categories.items() for alias in entry.aliases)
+    text = pd.Series([alias, next(iter(table)), "no such category"], dtype="string")
+    reasons = transform.Reasons(len(text))
+    got = transform._mapped(text, "categories", catalog, "category", reasons, unmapped="other")
+    assert got.tolist() == [table[alias], table[next(iter(table))], "other"]
+    assert not reasons.failed().any()
+
+
+def test_an_empty_value_map_knows_nothing(catalog):
+    reasons = transform.Reasons(2)
+    got = transform._mapped(pd.Series(["a", None], dtype="string"), {}, catalog, "channel", reasons)
+    assert got.tolist() == [None, None]
+    assert reasons.values.tolist() == ["unknown channel 'a'", None]
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    from core.settings import load_config
+    return load_config().catalog
