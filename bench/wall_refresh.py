@@ -261,7 +261,7 @@ def clear_shared_cache(settings: Path) -> None:
     elif cache.get("type") == "redis":
         import redis
         client = redis.Redis.from_url(cache["redis_url"])
-        for key in client.scan_iter(f"cityops:{data['city']['id']}:*"):     # dashboard/app.cache_config's prefix
+        for key in client.scan_iter(f"cityops:{data['city']['id']}:*"):     # dashboard/cache.cache_config's prefix
             client.delete(key)
 
 

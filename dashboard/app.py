@@ -8,21 +8,10 @@ from flask_caching import Cache
 from core import exports, playlists, users
 from core.settings import load_config
 from dashboard import auth, params, routes, tiles
+from dashboard.cache import cache_config
 from query import store
 
 HERE = Path(__file__).resolve().parent
-
-
-def cache_config(config) -> dict:
-    c = config.settings.cache
-    kinds = {"simple": "SimpleCache", "filesystem": "FileSystemCache", "redis": "RedisCache", "null": "NullCache"}
-    out = {"CACHE_TYPE": kinds[c.type], "CACHE_DEFAULT_TIMEOUT": c.timeout_seconds, "CACHE_THRESHOLD": c.threshold}
-    if c.type == "redis":
-        out["CACHE_REDIS_URL"] = c.redis_url
-        out["CACHE_KEY_PREFIX"] = f"cityops:{config.settings.city.id}:"
-    if c.type == "filesystem":
-        out["CACHE_DIR"] = str(config.path(c.dir))
-    return out
 
 
 def create_app(config=None) -> dash.Dash:
