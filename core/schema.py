@@ -77,6 +77,9 @@ INCIDENTS = Entity(
         _c("description", doc="free text with phone and ID-card numbers scrubbed"),
         _c("caller_phone", mappable=True, doc="never stored: hashed into caller_hash during masking"),
         _c("caller_hash", mappable=False, doc="keyed hash of the caller's phone number, to count repeat callers"),
+        _c("previous_same_at", "timestamp", mappable=False,
+           doc="created_at of the same caller's previous incident of the same category in the same district "
+               "(null: none before, or no caller); kept by the ETL (etl/derived.py) for repeat-complaint KPIs"),
         *LINEAGE,
     ),
     located=True, doc="Citizen requests and complaints (12345 / 311), latest state of each case.",

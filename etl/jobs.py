@@ -6,7 +6,7 @@ from pathlib import Path
 from core import warehouse
 from core.errors import FeedError
 from core.schema import ADMIN_TABLES, ENTITIES, LOAD_ORDER
-from etl import boundaries, pipeline, staging
+from etl import boundaries, derived, pipeline, staging
 from etl import replay as replays
 from geo import boundaries as geo_boundaries
 from geo.locate import Locator
@@ -35,6 +35,10 @@ class Session:
             self.changed.update({ENTITIES[entity_name].table, "etl_quarantine"})
             if entity_name == "incidents":
                 self.changed.add("fct_incident_status")
+
+    def tables_changed(self, tables: set[str]) -> None:
+        if self.changed is not None:
+            self.changed.update(tables)
 
     def publish(self) -> str:
         return warehouse.publish(self.con, self.config.warehouse_dir, self.config.settings.warehouse.keep_generations,
@@ -113,7 +117,11 @@ def _session(config, report):
     (not only this batch's loads: see warehouse.unpublished)."""
     with warehouse.writer(config.warehouse_dir) as con:
         pipeline.mark_abandoned(con)
+        upgraded = derived.upgrade(con)
         session = Session(config, con)
+        if upgraded:
+            report(f"warehouse upgraded: new columns in {sorted(upgraded)}")
+            session.tables_changed(upgraded)
         changed = boundaries.load(con, config, session.levels)
         if changed:
             session.wrote(None)
@@ -122,7 +130,7 @@ def _session(config, report):
             yield session
         finally:
             staging.detach(con)
-        if warehouse.unpublished(con, config.warehouse_dir):
+        if upgraded or warehouse.unpublished(con, config.warehouse_dir):
             report(f"published {session.publish()}")
 
 

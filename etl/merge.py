@@ -14,6 +14,7 @@ for a frame (replay, tests).
 import pandas as pd
 
 from core.schema import ENTITIES
+from etl import derived
 from etl.staging import SEQ
 
 LINEAGE = ("feed_id", "run_id")
@@ -81,6 +82,8 @@ def merge_staged(con, rows: str, batch: str, entity_name: str, columns: list[str
     counts["merged"] = total - counts["inserted"] - counts["updated"]
     if entity_name == "incidents":
         _history(con, rows)
+        moved = derived.moved_groups(con, batch, columns)
+        empty = not _count(con, f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT 1)")
     names = ", ".join(columns)
     if counts["updated"]:
         assignments = ", ".join(f"{c} = b.{c}" for c in columns if c not in key)
@@ -88,6 +91,8 @@ def merge_staged(con, rows: str, batch: str, entity_name: str, columns: list[str
     if counts["inserted"]:
         con.execute(f"INSERT INTO {table} ({names}) SELECT {', '.join(f'b.{c}' for c in columns)} "
                     f"FROM {batch} b ANTI JOIN {table} t ON {join}")
+    if entity_name == "incidents":    # a first load recomputes every group: cheaper than matching them all
+        derived.refresh_previous_same(con, None if empty else batch, moved)
     return counts
 
 

@@ -196,20 +196,11 @@ def _filters(filters: dict, entity: defs.Entity) -> tuple[str, list]:
     return " AND ".join(parts) or "true", params
 
 
-def _source(kpi: defs.Kpi, windows) -> tuple[str, list]:
+def _source(kpi: defs.Kpi) -> tuple[str, list]:
     """The entity's rows with the columns its vocabulary uses (sensor_hours: one row per window, sensor and hour)."""
     if kpi.entity == "incidents":
-        sql = """SELECT i.*, least(i.dispatched_at, i.closed_at) AS response_at,
-                   lag(i.created_at) OVER (PARTITION BY i.caller_hash, i.category, i.district_id
-                                           ORDER BY i.created_at, i.incident_id) AS previous_same_at
-                   FROM fct_incident i"""
-        lookback = _repeat_lookback(kpi)
-        if lookback is None:
-            return sql, []
-        # The previous incident is a window function over all incidents (32 s at 10M). Those created in the
-        # windows, and the lookback before, give the same answers: a predecessor older than that is not a repeat.
-        return (sql + " WHERE i.created_at >= ?::TIMESTAMPTZ - to_days(?) AND i.created_at < ?",
-                [min(w[0] for w in windows), lookback, max(w[1] for w in windows)])
+        # previous_same_at is kept by the ETL (etl/derived.py): a window over every incident cost 6 s at 10M.
+        return "SELECT i.*, least(i.dispatched_at, i.closed_at) AS response_at FROM fct_incident i", []
     if kpi.entity == "service_cases":
         return "SELECT * FROM fct_service_case", []
     if kpi.entity == "sensor_readings":
@@ -236,20 +227,11 @@ def _source(kpi: defs.Kpi, windows) -> tuple[str, list]:
                           GROUP BY ALL) o ON o.k = h.k AND o.sensor_id = s.sensor_id AND o.i = h.i""", [])
 
 
-def _repeat_lookback(kpi: defs.Kpi) -> int | None:
-    """Days a repeat KPI counted by created_at looks back (None: not such a KPI, every incident is needed)."""
-    filters = [kpi.numerator, kpi.where, *(req.filter for req in kpi.require)]
-    days = [f["repeat_within_days"] for f in filters if "repeat_within_days" in f]
-    if not days or kpi.snapshot or kpi.period_by != "created_at":
-        return None
-    return int(max(days))
-
-
 def _population(kpi: defs.Kpi, windows, scope, details: bool = False) -> tuple[str, list]:
     """SQL of CTEs w, src and p: one row per (window k, record) with its exclusion code x (0: used, i: the i-th
     requirement failed first), hit (passes the numerator) and m (the measure)."""
     entity = defs.ENTITIES[kpi.entity]
-    src, params = _source(kpi, windows)
+    src, params = _source(kpi)
     params = [list(range(len(windows))), [w[0] for w in windows], [w[1] for w in windows], *params]
     cases = []
     for i, req in enumerate(kpi.require, start=1):
