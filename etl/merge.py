@@ -82,7 +82,7 @@ def merge_staged(con, rows: str, batch: str, entity_name: str, columns: list[str
     counts["merged"] = total - counts["inserted"] - counts["updated"]
     if entity_name == "incidents":
         _history(con, rows)
-        moved = derived.moved_groups(con, batch, columns)
+        callers = derived.callers(con, batch, columns)
         empty = not _count(con, f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT 1)")
     names = ", ".join(columns)
     if counts["updated"]:
@@ -92,7 +92,7 @@ def merge_staged(con, rows: str, batch: str, entity_name: str, columns: list[str
         con.execute(f"INSERT INTO {table} ({names}) SELECT {', '.join(f'b.{c}' for c in columns)} "
                     f"FROM {batch} b ANTI JOIN {table} t ON {join}")
     if entity_name == "incidents":    # a first load recomputes every group: cheaper than matching them all
-        derived.refresh_previous_same(con, None if empty else batch, moved)
+        derived.refresh_previous_same(con, None if empty else batch, callers)
     return counts
 
 

@@ -320,3 +320,14 @@ def test_late_readings_run_merges_repeats(late_readings):
     assert (r.status, r.rows_read, r.rows_inserted, r.rows_updated, r.rows_merged, r.rows_quarantined) == \
         ("ok", read, inserted, 0, read - inserted, 0), r.to_dict()
     _assert_accounting(after["runs"])
+
+
+def test_previous_same_incident_is_kept_through_the_loads(updated):
+    """The derived repeat-complaint column (etl/derived.py) after the first load, the forced reload and the later
+    export, through the real pipeline: equal to the window over every published incident, and not all empty."""
+    reader = _reader(updated["settings"])
+    stored = dict(reader.rows("SELECT incident_id, previous_same_at FROM fct_incident"))
+    full = dict(reader.rows("""SELECT incident_id, lag(created_at) OVER (PARTITION BY caller_hash, category,
+            district_id ORDER BY created_at, incident_id) FROM fct_incident WHERE caller_hash IS NOT NULL"""))
+    assert stored == {k: full.get(k) for k in stored}
+    assert sum(v is not None for v in stored.values()) > 100
