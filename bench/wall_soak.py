@@ -129,9 +129,17 @@ def make_city(root: Path, args) -> tuple[Path, Path, str]:
 
 
 def start_server(settings: Path, root: Path, port: int, rewind: int = 0,
-                 refresh: int = 10) -> tuple[subprocess.Popen, str, Path]:
+                 refresh: int = 10, trace_every: float | None = None) -> tuple[subprocess.Popen, str, Path]:
     code = ("from dashboard.app import create_app; app = create_app(); "
             f"app.run(host='127.0.0.1', port={port}, debug=False)")
+    if trace_every:
+        # Where the server's memory goes: tracemalloc snapshots every N minutes (compared in server_heap_growth).
+        code = ("import threading, time, tracemalloc; tracemalloc.start(10)\n"
+                "def _dump():\n"
+                "    for n in range(1, 100000):\n"
+                f"        time.sleep({trace_every * 60})\n"
+                f"        tracemalloc.take_snapshot().dump('{root}/server-%03d.tracemalloc' % n)\n"
+                "threading.Thread(target=_dump, daemon=True).start()\n" + code)
     if rewind:
         # Accelerated: the pages' "now" steps back 0 .. rewind-1 minutes in turn, one step per refresh period, so
         # (nearly) every refresh sends a different figure instead of one a minute. Data and publishing are real.
@@ -274,7 +282,7 @@ def soak(args) -> int:
                       "sensors": args.sensors}
     hours = max(2, -(-args.minutes // 60) + 1)
     server, base, server_log = start_server(settings, root, args.port or free_port(), args.rewind_minutes,
-                                            args.refresh_seconds)
+                                            args.refresh_seconds, args.server_tracemalloc)
     report["server_log"] = str(server_log)
     samples: list[dict] = []
     updates: list[dict] = []
@@ -419,12 +427,31 @@ def soak(args) -> int:
               f"{held['after_bytes'] / MIB:.2f} MiB; new and reachable {held['new_reachable']}")
         for row in held["new_objects_by_old_owner"]:
             print(f"  held by {row['owner_path'][:90]:<90} {row['objects']:>7} objects {row['bytes']:>10,} bytes")
-    if files:
+    if args.server_tracemalloc:
+        report["server_heap_growth"] = server_heap_growth(root, args.warmup_minutes / args.server_tracemalloc)
+        for row in report["server_heap_growth"]:
+            print(f"server growth: {row['bytes']:>+12,} bytes {row['blocks']:>+8} blocks  {row['where']}")
+    if files or args.server_tracemalloc:
         json_path.write_text(json.dumps(report, indent=1, default=str))
     print(f"results: {csv_path.relative_to(ROOT)} {json_path.relative_to(ROOT)}")
     if not args.keep:
         shutil.rmtree(root / "var" / "warehouse", ignore_errors=True)
     return 0
+
+
+def server_heap_growth(root: Path, warmup_snapshots: float, top: int = 15) -> list[dict]:
+    """The server's Python allocations that grew most from the first snapshot after warm-up to the last, by the
+    innermost frames of the code that made them."""
+    import tracemalloc
+    files = sorted(root.glob("server-*.tracemalloc"))
+    first = [f for i, f in enumerate(files, start=1) if i >= warmup_snapshots]
+    if len(first) < 2:
+        return []
+    before, after = tracemalloc.Snapshot.load(str(first[0])), tracemalloc.Snapshot.load(str(first[-1]))
+    stats = after.compare_to(before, "traceback")
+    return [{"bytes": st.size_diff, "blocks": st.count_diff,
+             "where": " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in st.traceback[:6]),
+             "from": first[0].name, "to": first[-1].name} for st in stats[:top]]
 
 
 def sample(page, cdp, bcdp, server_pid: int, elapsed: float, events: dict) -> dict:
@@ -482,6 +509,9 @@ def main(argv=None) -> int:
                          "each interval's new objects are reported by the object holding them (bench/heapsnap.py)")
     ap.add_argument("--without-asset", action="append", metavar="NAME",
                     help="a control run: serve dashboard/assets/NAME empty to the page (repeatable), e.g. memory.js")
+    ap.add_argument("--server-tracemalloc", type=float, metavar="MINUTES",
+                    help="trace the dashboard server's Python allocations, a snapshot every MINUTES; the report "
+                         "lists what grew most after the warm-up (slows the server)")
     ap.add_argument("--port", type=int)
     ap.add_argument("--keep", help="build city, config and warehouse in DIR and keep the warehouse")
     return soak(ap.parse_args(argv))
