@@ -134,11 +134,16 @@ def start_server(settings: Path, root: Path, port: int, rewind: int = 0,
             f"app.run(host='127.0.0.1', port={port}, debug=False)")
     if trace_every:
         # Where the server's memory goes: tracemalloc snapshots every N minutes (compared in server_heap_growth).
-        code = ("import threading, time, tracemalloc; tracemalloc.start(10)\n"
+        code = ("import json, threading, time, tracemalloc; tracemalloc.start(10)\n"
                 "def _dump():\n"
                 "    for n in range(1, 100000):\n"
                 f"        time.sleep({trace_every * 60})\n"
                 f"        tracemalloc.take_snapshot().dump('{root}/server-%03d.tracemalloc' % n)\n"
+                "        from query import store\n"       # DuckDB's own memory, which tracemalloc does not see
+                "        rows = store.reader()._con.execute('SELECT tag, memory_usage_bytes, temporary_storage_bytes '\n"
+                "                                           'FROM duckdb_memory()').fetchall()\n"
+                f"        with open('{root}/server-duckdb.jsonl', 'a') as fh:\n"
+                "            fh.write(json.dumps({'n': n, 'tags': {t: m for t, m, _ in rows if m}}) + '\\n')\n"
                 "threading.Thread(target=_dump, daemon=True).start()\n" + code)
     if rewind:
         # Accelerated: the pages' "now" steps back 0 .. rewind-1 minutes in turn, one step per refresh period, so
@@ -429,6 +434,12 @@ def soak(args) -> int:
             print(f"  held by {row['owner_path'][:90]:<90} {row['objects']:>7} objects {row['bytes']:>10,} bytes")
     if args.server_tracemalloc:
         report["server_heap_growth"] = server_heap_growth(root, args.warmup_minutes / args.server_tracemalloc)
+        duck = root / "server-duckdb.jsonl"
+        report["server_duckdb_memory"] = [json.loads(line) for line in duck.read_text().splitlines()] \
+            if duck.exists() else []
+        for row in report["server_duckdb_memory"]:
+            print(f"server duckdb memory at snapshot {row['n']}: {sum(row['tags'].values()) / MIB:.1f} MiB "
+                  f"{ {k: round(v / MIB, 1) for k, v in row['tags'].items()} }")
         for row in report["server_heap_growth"]:
             print(f"server growth: {row['bytes']:>+12,} bytes {row['blocks']:>+8} blocks  {row['where']}")
     if files or args.server_tracemalloc:
