@@ -18,7 +18,8 @@ def callers(con, batch: str, columns: list[str]) -> list[str]:
     incidents, and one key column is far cheaper to match than a group (5.3 s against 2.0 s at 10M, loaded)."""
     read = f" UNION SELECT caller_hash FROM {batch}" if "caller_hash" in columns else ""
     return [r[0] for r in con.execute(
-        f"SELECT caller_hash FROM (SELECT t.caller_hash FROM fct_incident t SEMI JOIN {batch} b USING (incident_id)"
+        f"SELECT DISTINCT caller_hash FROM (SELECT t.caller_hash FROM fct_incident t SEMI JOIN {batch} b "
+        f"USING (incident_id)"
         f"{read}) WHERE caller_hash IS NOT NULL").fetchall()]
 
 
