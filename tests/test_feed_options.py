@@ -62,6 +62,26 @@ def test_gzip_csv_with_bom_and_crlf_reads_like_the_plain_file(tmp_path):
     assert frames[1]["type"].tolist() == ["NOISE", "ROAD, east"] and frames[1]["_line"].tolist() == [2, 3]
 
 
+@pytest.mark.parametrize("fallback", [None, "gbk"])
+def test_bad_bytes_in_a_utf8_block_are_found_per_line(tmp_path, fallback, monkeypatch):
+    """pyarrow takes a UTF-8 block's bytes as they are; one undecodable line sends the block through Python's
+    decoder, which must still find that line, and only it, across several blocks."""
+    monkeypatch.setattr(extract, "CHUNK_BYTES", 64)          # several blocks: clean ones and the bad one
+    rows = [b"%d,NOISE" % i for i in range(1, 21)]
+    rows[11] = b"12," + "噪音".encode("gbk")                  # line 13: GBK bytes in a UTF-8 feed
+    path = tmp_path / "x.csv"
+    path.write_bytes(b"id,type\n" + b"\n".join(rows) + b"\n")
+    frame = pd.concat(list(extract.read(path, _feed(source__fallback_encoding=fallback).source, 7)))
+    assert frame["_line"].tolist() == list(range(2, 22))
+    errors = dict(zip(frame["_line"], frame["_error"]))
+    assert [line for line, error in errors.items() if pd.notna(error)] == ([13] if fallback is None else [])
+    if fallback is None:
+        assert errors[13] == "bytes not valid utf-8"
+    else:
+        assert frame.loc[frame["_line"] == 13, "type"].tolist() == ["噪音"]
+    assert frame["type"].tolist()[:11] == ["NOISE"] * 11
+
+
 def test_gzip_json_with_bom(tmp_path):
     path = tmp_path / "r.json"          # no .gz suffix: the first bytes tell
     path.write_bytes(gzip.compress(("\ufeff" + json.dumps({"items": [{"id": 1}, {"id": 2}]})).encode("utf-8")))
