@@ -40,12 +40,15 @@ import io
 import itertools
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
 import time
 import urllib.request
 from collections import Counter
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -58,7 +61,7 @@ sys.path.insert(0, str(ROOT))
 from bench import heapsnap
 from bench.etl_throughput import code_state, write_config
 from demo_city.timefmt import LOCAL_TZ
-from tests.browser import chromium, free_port, signed_in
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, DEMO_PASSWORDS, chromium, free_port, signed_in
 
 ENV = dict(os.environ, CITYOPS_PII_KEY="bench-only-key-not-secret", PYTHONPATH=str(ROOT))
 MIB = 1024 * 1024
@@ -128,33 +131,32 @@ def make_city(root: Path, args) -> tuple[Path, Path, str]:
     return settings, city, end
 
 
-def start_server(settings: Path, root: Path, port: int, rewind: int = 0,
-                 refresh: int = 10, trace_every: float | None = None) -> tuple[subprocess.Popen, str, Path]:
-    code = ("from dashboard.app import create_app; app = create_app(); "
-            f"app.run(host='127.0.0.1', port={port}, debug=False)")
-    if trace_every:
-        # Where the server's memory goes: tracemalloc snapshots every N minutes (compared in server_heap_growth).
-        code = ("import json, threading, time, tracemalloc; tracemalloc.start(10)\n"
-                "def _dump():\n"
-                "    for n in range(1, 100000):\n"
-                f"        time.sleep({trace_every * 60})\n"
-                f"        tracemalloc.take_snapshot().dump('{root}/server-%03d.tracemalloc' % n)\n"
-                "        from query import store\n"       # DuckDB's own memory, which tracemalloc does not see
-                "        rows = store.reader()._con.execute('SELECT tag, memory_usage_bytes, temporary_storage_bytes '\n"
-                "                                           'FROM duckdb_memory()').fetchall()\n"
-                f"        with open('{root}/server-duckdb.jsonl', 'a') as fh:\n"
-                "            fh.write(json.dumps({'n': n, 'tags': {t: m for t, m, _ in rows if m}}) + '\\n')\n"
-                "threading.Thread(target=_dump, daemon=True).start()\n" + code)
-    if rewind:
+def start_server(settings: Path, root: Path, port: int, args) -> tuple[subprocess.Popen, str, Path]:
+    """The dashboard as `--server` says: "gunicorn" runs the Procfile's web command (workers, threads and all),
+    "dev" runs Flask's development server in one process (needed for --server-tracemalloc)."""
+    patch = ""
+    if args.rewind_minutes:
         # Accelerated: the pages' "now" steps back 0 .. rewind-1 minutes in turn, one step per refresh period, so
         # (nearly) every refresh sends a different figure instead of one a minute. Data and publishing are real.
-        code = ("import time, datetime as _dt; from dashboard import shell; _now = shell.now; "
-                f"shell.now = lambda: _now() - _dt.timedelta(minutes=int(time.time() // {refresh}) % {rewind}); "
-                + code)
+        patch = ("import time, datetime as _dt; from dashboard import shell; _now = shell.now; "
+                 f"shell.now = lambda: _now() - _dt.timedelta(minutes=int(time.time() // {args.refresh_seconds}) "
+                 f"% {args.rewind_minutes})\n")
+    if args.server == "gunicorn":
+        (root / "soak_wsgi.py").write_text(patch + "from dashboard.wsgi import server  # noqa: E402,F401\n")
+        command = [PYTHON, "-m", *procfile_web(port), "--pythonpath", str(root)]
+        command[command.index("dashboard.wsgi:server")] = "soak_wsgi:server"
+    else:
+        code = patch + ("from dashboard.app import create_app; app = create_app(); "
+                        f"app.run(host='127.0.0.1', port={port}, debug=False)")
+        if args.server_tracemalloc:
+            code = tracemalloc_prelude(root, args.server_tracemalloc) + code
+        command = [PYTHON, "-c", code]
+    env = {**ENV, "CITYOPS_CONFIG": str(settings)}
+    if args.malloc_arena_max:
+        env["MALLOC_ARENA_MAX"] = str(args.malloc_arena_max)
     log_path = root / "server.log"
     out = open(log_path, "w")  # noqa: SIM115 - the server's log, open for the server's life
-    proc = subprocess.Popen([PYTHON, "-c", code], cwd=ROOT, env={**ENV, "CITYOPS_CONFIG": str(settings)},
-                            stdout=out, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
@@ -165,6 +167,66 @@ def start_server(settings: Path, root: Path, port: int, rewind: int = 0,
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"dashboard did not start:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.3)
+
+
+def procfile_web(port: int) -> list[str]:
+    """The Procfile's web command, bound to 127.0.0.1:port instead of every interface."""
+    line = next(l for l in (ROOT / "Procfile").read_text().splitlines() if l.startswith("web:"))
+    words = shlex.split(line.split(":", 1)[1])
+    words[words.index("--bind") + 1] = f"127.0.0.1:{port}"
+    return words
+
+
+def tracemalloc_prelude(root: Path, minutes: float) -> str:
+    """Where the server's memory goes: tracemalloc snapshots every N minutes (compared in server_heap_growth),
+    and DuckDB's own memory, which tracemalloc does not see."""
+    return ("import json, threading, time, tracemalloc; tracemalloc.start(10)\n"
+            "def _dump():\n"
+            "    for n in range(1, 100000):\n"
+            f"        time.sleep({minutes * 60})\n"
+            f"        tracemalloc.take_snapshot().dump('{root}/server-%03d.tracemalloc' % n)\n"
+            "        from query import store\n"
+            "        rows = store.reader()._con.execute('SELECT tag, memory_usage_bytes, temporary_storage_bytes '\n"
+            "                                           'FROM duckdb_memory()').fetchall()\n"
+            f"        with open('{root}/server-duckdb.jsonl', 'a') as fh:\n"
+            "            fh.write(json.dumps({'n': n, 'tags': {t: m for t, m, _ in rows if m}}) + '\\n')\n"
+            "threading.Thread(target=_dump, daemon=True).start()\n")
+
+
+def process_tree(pid: int) -> list[int]:
+    """pid and all its descendants (from /proc/*/stat's parent field)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(parents.get(p, []))
+    return tree
+
+
+def pss_mib(pid: int) -> float | None:
+    """Proportional set size: shared pages split among their users, so a process tree's sum is not double-counted."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def server_memory(pid: int) -> dict:
+    """The server's process tree (gunicorn: the arbiter and its workers): RSS and PSS summed, and the largest."""
+    rss = [r for r in map(rss_mib, process_tree(pid)) if r is not None]
+    pss = [m for m in map(pss_mib, process_tree(pid)) if m is not None]
+    return {"server_rss_mib": round(sum(rss), 1) or None, "server_pss_mib": round(sum(pss), 1) or None,
+            "server_largest_rss_mib": round(max(rss), 1) if rss else None, "server_processes": len(rss)}
 
 
 # --- the updates -------------------------------------------------------------------------------------------------
@@ -214,7 +276,7 @@ def summarize(samples: list[dict], args) -> dict:
     warm = [s for s in samples if s["minute"] >= args.warmup_minutes]
     out = {"samples": len(samples), "minutes_run": samples[-1]["minute"], "warmup_minutes": args.warmup_minutes}
     for key in ("heap_gc_mib", "heap_mib", "nodes_gc", "listeners_gc", "renderer_rss_mib", "gpu_rss_mib",
-                "browser_rss_mib", "server_rss_mib"):
+                "browser_rss_mib", "server_rss_mib", "server_pss_mib", "server_largest_rss_mib"):
         values = [s[key] for s in samples if s.get(key) is not None]
         if not values:
             continue
@@ -270,6 +332,180 @@ def heap_growth(before: dict, after: dict, top: int = 15) -> list[dict]:
     return sorted(rows, key=lambda r: -r["bytes"])[:top]
 
 
+# --- the page ----------------------------------------------------------------------------------------------------
+
+def page_metrics(cdp) -> dict:
+    """The page's heap and DOM from Performance.getMetrics, before and after a forced garbage collection."""
+    cdp.send("Performance.enable")
+    raw = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    cdp.send("HeapProfiler.collectGarbage")
+    gcd = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    return {"heap_mib": round(raw["JSHeapUsedSize"] / MIB, 2), "heap_total_mib": round(raw["JSHeapTotalSize"] / MIB, 2),
+            "heap_gc_mib": round(gcd["JSHeapUsedSize"] / MIB, 2), "nodes": int(raw["Nodes"]),
+            "nodes_gc": int(gcd["Nodes"]), "listeners_gc": int(gcd["JSEventListeners"]),
+            "documents_gc": int(gcd["Documents"]), "layout_objects": int(raw.get("LayoutObjects", 0))}
+
+
+def open_wall(page, base: str) -> None:
+    page.goto(base + "/wall", wait_until="networkidle", timeout=120_000)
+    page.wait_for_selector("#wall-map .maplibregl-canvas, #wall-map canvas", timeout=120_000)
+
+
+class AttachedWall:
+    """/wall driven by Playwright for the whole run: each refresh response is counted and the page's metrics are
+    read at every sample. DevTools stays attached, and its Network domain keeps what it records."""
+    detached = False
+
+    def __init__(self, stack: ExitStack, root: Path, base: str, args):
+        self.args = args
+        self.events = {"responses": 0, "bytes": 0, "figures": 0, "errors": 0, "failed": 0}
+        self.page_errors: list[str] = []
+        # Console messages, counted by kind and text: with DevTools attached, Chromium keeps each message's
+        # arguments alive, so a message logged per refresh shows up as heap growth (a heap snapshot diff on
+        # 2026-11-27: figure data held by "DevTools console").
+        self.console: Counter = Counter()
+        browser = stack.enter_context(chromium(root))
+        # The wall's own kiosk account, as a command centre signs it in (its session does not expire).
+        page = signed_in(browser, base, "wall", viewport={"width": args.width, "height": args.height})
+        for name in args.without_asset or ():
+            # A control run: the page as it would be without one of dashboard/assets/ (served empty).
+            page.route(f"**/assets/{name}*", lambda route: route.fulfill(status=200, body="",
+                                                                         content_type="application/javascript"))
+        page.on("response", self._on_response)
+        page.on("requestfailed", lambda r: self._count("failed") if "_dash-update-component" in r.url else None)
+        page.on("pageerror", lambda e: self.page_errors.append(f"{time.time():.0f} {e}"[:500]))
+        page.on("console", lambda m: self.console.update([f"{m.type}: {m.text[:160]}"]))
+        page.on("crash", lambda *_: self.page_errors.append(f"{time.time():.0f} renderer crashed"))
+        open_wall(page, base)
+        self.page = page
+        self.cdp = page.context.new_cdp_session(page)
+        self.bcdp = browser.new_browser_cdp_session()
+
+    def _count(self, key: str, n: int = 1) -> None:
+        self.events[key] += n
+
+    def _on_response(self, response) -> None:
+        if "_dash-update-component" not in response.url:
+            return
+        try:
+            size = int(response.headers.get("content-length") or len(response.body()))
+        except Exception:      # noqa: BLE001 - a body gone with a navigation
+            size = 0
+        self._count("responses")
+        self._count("bytes", size)
+        self._count("figures", size > self.args.figure_bytes)
+        self._count("errors", response.status >= 400)
+
+    def sample(self, elapsed: float) -> dict:
+        out = page_metrics(self.cdp)
+        by_type: dict[str, float] = {}
+        for proc in self.bcdp.send("SystemInfo.getProcessInfo")["processInfo"]:
+            rss = rss_mib(proc["id"])
+            if rss is not None:
+                by_type[proc["type"].lower()] = by_type.get(proc["type"].lower(), 0) + rss
+        out.update(browser_columns(by_type))
+        out.update({"responses": self.events["responses"], "bytes": self.events["bytes"],
+                    "figures": self.events["figures"], "http_errors": self.events["errors"],
+                    "failed_requests": self.events["failed"]})
+        for k in self.events:
+            self.events[k] = 0
+        return out
+
+    def wait(self) -> None:
+        self.page.wait_for_timeout(1000)     # pumps Playwright's events (responses) while waiting
+
+
+class DetachedWall:
+    """The control: Chromium started by the bench with a remote-debugging port; Playwright connects to sign in and
+    open /wall, then disconnects. Between samples nothing is attached (no DevTools buffers): the processes' memory
+    is read from /proc every sample, and the page's heap by connecting for a moment every --attach-minutes."""
+    detached = True
+
+    def __init__(self, stack: ExitStack, root: Path, base: str, args):
+        from playwright.sync_api import sync_playwright
+        self.sync_playwright = sync_playwright
+        self.args, self.page_errors, self.console = args, [], Counter()
+        port = free_port()
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen(
+            [CHROMIUM, "--headless", f"--remote-debugging-port={port}", f"--user-data-dir={root / 'chromium'}",
+             f"--window-size={args.width},{args.height}", *CHROMIUM_ARGS, "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stack.callback(self.close)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(self.endpoint + "/json/version", timeout=5).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("chromium did not open its debugging port") from None
+                time.sleep(0.2)
+        with self._attached() as page:
+            reply = page.context.request.post(base + "/login", form={"username": "wall", "password":
+                                                                     DEMO_PASSWORDS["wall"]}, max_redirects=0)
+            if reply.status not in (302, 303):
+                raise SystemExit(f"sign-in as wall failed: HTTP {reply.status}")
+            open_wall(page, base)
+        self.next_attach = args.warmup_minutes * 60 if args.attach_minutes else float("inf")
+        self.attached_once = False
+
+    @contextmanager
+    def _attached(self):
+        with self.sync_playwright() as p:
+            browser = p.chromium.connect_over_cdp(self.endpoint)
+            try:
+                yield browser.contexts[0].pages[0]
+            finally:
+                browser.close()       # connected over CDP: disconnects, the browser and its page go on
+
+    def sample(self, elapsed: float) -> dict:
+        by_type: dict[str, float] = {}
+        for pid in process_tree(self.proc.pid):
+            kind = chromium_process_type(pid)
+            rss = rss_mib(pid)
+            if kind and rss is not None:
+                by_type[kind] = by_type.get(kind, 0) + rss
+        out = browser_columns(by_type)
+        if elapsed >= self.next_attach or not self.attached_once:
+            with self._attached() as page:
+                out = {**page_metrics(page.context.new_cdp_session(page)), **out}
+            if self.attached_once:
+                self.next_attach = max(self.next_attach, elapsed) + self.args.attach_minutes * 60
+            self.attached_once = True
+        return out
+
+    def wait(self) -> None:
+        time.sleep(1)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def chromium_process_type(pid: int) -> str | None:
+    """'browser', 'renderer', 'gpu' or 'utility' from a Chromium process's --type= flag (None: not Chromium)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    if b"chrom" not in cmdline.split(b" ", 1)[0].split(b"\0", 1)[0]:
+        return None
+    # Chromium rewrites its children's command lines into one space-separated string: search, don't split.
+    found = re.search(rb"--type=([a-z-]+)", cmdline)
+    kind = found.group(1).decode() if found else "browser"
+    return {"gpu-process": "gpu"}.get(kind, kind)
+
+
+def browser_columns(by_type: dict[str, float]) -> dict:
+    return {"renderer_rss_mib": round(by_type.get("renderer", 0), 1) or None,
+            "gpu_rss_mib": round(by_type.get("gpu", 0), 1) or None,
+            "browser_rss_mib": round(by_type.get("browser", 0), 1) or None}
+
+
 # --- the soak ----------------------------------------------------------------------------------------------------
 
 def soak(args) -> int:
@@ -286,51 +522,17 @@ def soak(args) -> int:
     report["city"] = {"dir": str(city), "end": end, "incidents": args.incidents, "days": args.days,
                       "sensors": args.sensors}
     hours = max(2, -(-args.minutes // 60) + 1)
-    server, base, server_log = start_server(settings, root, args.port or free_port(), args.rewind_minutes,
-                                            args.refresh_seconds, args.server_tracemalloc)
+    server, base, server_log = start_server(settings, root, args.port or free_port(), args)
     report["server_log"] = str(server_log)
     samples: list[dict] = []
     updates: list[dict] = []
-    events = {"responses": 0, "bytes": 0, "figures": 0, "errors": 0, "failed": 0}
-    page_errors: list[str] = []
-    # Console messages, counted by kind and text: with DevTools attached (Playwright is), Chromium keeps each
-    # message's arguments alive, so a message logged per refresh shows up as heap growth (seen in a heap snapshot
-    # diff on 2026-11-27: figure data held by "DevTools console").
-    console: Counter = Counter()
     etl: dict | None = None
     snapshots: dict = {}
+    wall = None
     try:
-        with chromium(root) as browser:
-            # The wall's own kiosk account, as a command centre signs it in (its session does not expire).
-            page = signed_in(browser, base, "wall", viewport={"width": args.width, "height": args.height})
-
-            def on_response(response):
-                if "_dash-update-component" not in response.url:
-                    return
-                try:
-                    size = int(response.headers.get("content-length") or len(response.body()))
-                except Exception:      # noqa: BLE001 - a body gone with a navigation
-                    size = 0
-                events["responses"] += 1
-                events["bytes"] += size
-                events["figures"] += size > args.figure_bytes
-                events["errors"] += response.status >= 400
-
-            for name in args.without_asset or ():
-                # A control run: the page as it would be without one of dashboard/assets/ (served empty).
-                page.route(f"**/assets/{name}*", lambda route: route.fulfill(status=200, body="",
-                                                                             content_type="application/javascript"))
-            page.on("response", on_response)
-            page.on("requestfailed", lambda r: events.__setitem__("failed", events["failed"] + 1)
-                    if "_dash-update-component" in r.url else None)
-            page.on("pageerror", lambda e: page_errors.append(f"{time.time():.0f} {e}"[:500]))
-            page.on("console", lambda m: console.update([f"{m.type}: {m.text[:160]}"]))
-            page.on("crash", lambda *_: page_errors.append(f"{time.time():.0f} renderer crashed"))
-            page.goto(base + "/wall", wait_until="networkidle", timeout=120_000)
-            page.wait_for_selector("#wall-map .maplibregl-canvas, #wall-map canvas", timeout=120_000)
-            cdp = page.context.new_cdp_session(page)
-            cdp.send("Performance.enable")
-            bcdp = browser.new_browser_cdp_session()
+        with ExitStack() as stack:
+            wall = (DetachedWall if args.detached else AttachedWall)(stack, root, base, args)
+            report["browser"] = "detached (/proc, attached every --attach-minutes)" if wall.detached else "attached"
             t0 = time.monotonic()
             next_sample = t0
             next_update = t0 + args.update_every * 60
@@ -362,50 +564,45 @@ def soak(args) -> int:
                                                         stderr=subprocess.STDOUT)}
                         next_update += args.update_every * 60
                     if time.monotonic() >= next_sample:
-                        s = sample(page, cdp, bcdp, server.pid, elapsed, events)
-                        s["generation"] = generation(base)
-                        s["load1"] = os.getloadavg()[0]
+                        s = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "minute": round(elapsed / 60, 2),
+                             **dict.fromkeys(SAMPLE_COLUMNS), **wall.sample(elapsed), **server_memory(server.pid),
+                             "generation": generation(base), "load1": os.getloadavg()[0]}
                         samples.append(s)
                         if writer is None:
                             writer = csv.DictWriter(fh, fieldnames=list(s))
                             writer.writeheader()
                         writer.writerow(s)
                         fh.flush()
-                        for k in events:
-                            events[k] = 0
-                        report.update(console=dict(console.most_common(20)))
-                        report.update(samples_tail=samples[-3:], updates=updates, page_errors=page_errors[-20:],
+                        report.update(console=dict(wall.console.most_common(20)))
+                        report.update(samples_tail=samples[-3:], updates=updates, page_errors=wall.page_errors[-20:],
                                       summary=summarize(samples, args), load_average_now=os.getloadavg())
                         json_path.write_text(json.dumps(report, indent=1, default=str))
-                        log(f"min {s['minute']:6.1f}  heap {s['heap_mib']:6.1f}  gc'd {s['heap_gc_mib']:6.1f} MiB  "
-                            f"nodes {s['nodes_gc']:5d}  renderer {s['renderer_rss_mib'] or 0:6.0f}  "
-                            f"server {s['server_rss_mib'] or 0:6.0f} MiB  responses {s['responses']} "
-                            f"({s['figures']} figures, {s['bytes'] / 1024:.0f} KiB)  load {s['load1']:.2f}")
+                        log(sample_line(s))
                         # After a stall (a loaded machine) go on from now: no burst of catch-up samples.
                         next_sample = max(next_sample + args.sample_seconds, time.monotonic())
                         if args.heap_snapshots and "warmup" not in snapshots and elapsed >= args.warmup_minutes * 60:
-                            snapshots["warmup"] = heap_snapshot(cdp, root / "heap-warmup.heapsnapshot")
+                            snapshots["warmup"] = heap_snapshot(wall.cdp, root / "heap-warmup.heapsnapshot")
                             snapshots["files"] = [root / "heap-warmup.heapsnapshot"]
                             snapshots["next"] = elapsed + (args.snapshot_every or 1e9) * 60
                         elif (args.heap_snapshots and "next" in snapshots and elapsed >= snapshots["next"]
                               and elapsed < args.minutes * 60):
                             path = root / f"heap-m{elapsed / 60:05.1f}.heapsnapshot"
-                            heap_snapshot(cdp, path)
+                            heap_snapshot(wall.cdp, path)
                             snapshots["files"].append(path)
                             snapshots["next"] += args.snapshot_every * 60
                             log(f"heap snapshot {path.name}")
                         if elapsed >= args.minutes * 60:
                             if args.heap_snapshots and "warmup" in snapshots:
                                 end_path = root / "heap-end.heapsnapshot"
-                                end_snap = heap_snapshot(cdp, end_path)
+                                end_snap = heap_snapshot(wall.cdp, end_path)
                                 snapshots["files"].append(end_path)
                                 report["heap_growth_after_warmup"] = heap_growth(snapshots["warmup"], end_snap)
                                 report["heap_snapshots"] = [str(f) for f in snapshots["files"]]
                             break
                     if server.poll() is not None:
-                        page_errors.append(f"server exited {server.returncode}")
+                        wall.page_errors.append(f"server exited {server.returncode}")
                         break
-                    page.wait_for_timeout(1000)     # pumps Playwright's events (responses) while waiting
+                    wall.wait()
     finally:
         if etl and "proc" in etl:
             etl["proc"].wait()
@@ -414,6 +611,7 @@ def soak(args) -> int:
             server.wait(10)
         except subprocess.TimeoutExpired:
             server.kill()
+    console, page_errors = (wall.console, wall.page_errors) if wall else (Counter(), [])
     report.update(console=dict(console.most_common(20)))
     report.update(samples_tail=samples[-3:], updates=updates, page_errors=page_errors,
                   summary=summarize(samples, args), load_average_end=os.getloadavg())
@@ -465,29 +663,20 @@ def server_heap_growth(root: Path, warmup_snapshots: float, top: int = 15) -> li
              "from": first[0].name, "to": first[-1].name} for st in stats[:top]]
 
 
-def sample(page, cdp, bcdp, server_pid: int, elapsed: float, events: dict) -> dict:
-    raw = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
-    cdp.send("HeapProfiler.collectGarbage")
-    gcd = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
-    procs = bcdp.send("SystemInfo.getProcessInfo")["processInfo"]
-    by_type: dict[str, float] = {}
-    for p in procs:
-        rss = rss_mib(p["id"])
-        if rss is not None:
-            by_type[p["type"]] = by_type.get(p["type"], 0) + rss
-    return {
-        "at": datetime.now(UTC).isoformat(timespec="seconds"), "minute": round(elapsed / 60, 2),
-        "heap_mib": round(raw["JSHeapUsedSize"] / MIB, 2), "heap_total_mib": round(raw["JSHeapTotalSize"] / MIB, 2),
-        "heap_gc_mib": round(gcd["JSHeapUsedSize"] / MIB, 2), "nodes": int(raw["Nodes"]),
-        "nodes_gc": int(gcd["Nodes"]), "listeners_gc": int(gcd["JSEventListeners"]),
-        "documents_gc": int(gcd["Documents"]), "layout_objects": int(raw.get("LayoutObjects", 0)),
-        "renderer_rss_mib": round(by_type.get("renderer", 0), 1) or None,
-        "gpu_rss_mib": round(by_type.get("GPU", by_type.get("gpu", 0)), 1) or None,
-        "browser_rss_mib": round(by_type.get("browser", 0), 1) or None,
-        "server_rss_mib": round(rss_mib(server_pid) or 0, 1) or None,
-        "responses": events["responses"], "bytes": events["bytes"], "figures": events["figures"],
-        "http_errors": events["errors"], "failed_requests": events["failed"],
-    }
+SAMPLE_COLUMNS = ("heap_mib", "heap_total_mib", "heap_gc_mib", "nodes", "nodes_gc", "listeners_gc", "documents_gc",
+                  "layout_objects", "renderer_rss_mib", "gpu_rss_mib", "browser_rss_mib", "responses", "bytes",
+                  "figures", "http_errors", "failed_requests")
+
+
+def sample_line(s: dict) -> str:
+    def f(key: str, spec: str = "6.1f") -> str:
+        return "     -" if s.get(key) is None else format(s[key], spec)
+    line = (f"min {s['minute']:6.1f}  heap {f('heap_mib')}  gc'd {f('heap_gc_mib')} MiB  nodes {f('nodes_gc', '5d')}  "
+            f"renderer {f('renderer_rss_mib', '6.0f')}  server {f('server_rss_mib', '6.0f')} MiB "
+            f"(pss {f('server_pss_mib', '6.0f')}, {s['server_processes']} processes)")
+    if s.get("responses") is not None:
+        line += f"  responses {s['responses']} ({s['figures']} figures, {s['bytes'] / 1024:.0f} KiB)"
+    return line + f"  load {s['load1']:.2f}"
 
 
 def main(argv=None) -> int:
@@ -523,9 +712,24 @@ def main(argv=None) -> int:
     ap.add_argument("--server-tracemalloc", type=float, metavar="MINUTES",
                     help="trace the dashboard server's Python allocations, a snapshot every MINUTES; the report "
                          "lists what grew most after the warm-up (slows the server)")
+    ap.add_argument("--server", choices=("gunicorn", "dev"), default="gunicorn",
+                    help="gunicorn: the Procfile's web command, as deployed (default); dev: Flask's development "
+                         "server in one process (needed for --server-tracemalloc)")
+    ap.add_argument("--malloc-arena-max", type=int, metavar="N",
+                    help="a control: MALLOC_ARENA_MAX=N in the server's environment (glibc's arenas per process)")
+    ap.add_argument("--detached", action="store_true",
+                    help="a control: no DevTools attached between samples (Chromium started with a debugging port, "
+                         "memory read from /proc); the page's heap is read every --attach-minutes")
+    ap.add_argument("--attach-minutes", type=float, default=10,
+                    help="with --detached: connect for a moment this often, after the warm-up, to read the heap")
     ap.add_argument("--port", type=int)
     ap.add_argument("--keep", help="build city, config and warehouse in DIR and keep the warehouse")
-    return soak(ap.parse_args(argv))
+    args = ap.parse_args(argv)
+    if args.server_tracemalloc and args.server != "dev":
+        ap.error("--server-tracemalloc needs --server dev (one process to trace)")
+    if args.detached and (args.heap_snapshots or args.without_asset):
+        ap.error("--heap-snapshots and --without-asset need the attached browser (leave out --detached)")
+    return soak(args)
 
 
 if __name__ == "__main__":
