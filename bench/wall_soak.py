@@ -4,8 +4,10 @@
 
 1. A small demo city whose feeds END AT THE CURRENT REAL TIME (`python -m demo_city generate --end <now>`),
    loaded through the real ETL into a fresh warehouse under var/bench/soak-<stamp>/.
-2. The dashboard (a subprocess, like tests/browser.py) with clock.as_of null (the real clock) and
-   dashboard.refresh_seconds 10: the wall's 24-hour windows move, so its figures really change.
+2. The dashboard as deployed: the Procfile's web command (gunicorn, its workers and threads; `--server dev` runs
+   Flask's development server in one process instead), with clock.as_of null (the real clock) and
+   dashboard.refresh_seconds 10: the wall's 24-hour windows move, so its figures really change. The server's
+   memory is the RSS and PSS summed over its process tree (PSS splits pages the workers share).
 3. Every --update-every minutes a later hotline export (`python -m demo_city update`), cut at the real time
    (rows created or updated after "now" are dropped, so each export is a superset of the previous one), is
    written as a new incidents/hotline_12345_update_NNN.csv and loaded with `python -m etl load-all`: a new
@@ -30,7 +32,10 @@ at the end (files beside the run) and reports, for each interval, the constructo
 the old object holding them (bench/heapsnap.py; `python -m bench.heapsnap A B` compares any two, also by retainer
 path). Accelerated: --refresh-seconds 5 (the config's minimum) --update-every 0.5 --rewind-minutes 20 makes nearly
 every refresh carry a new figure (about 10 a minute here instead of 1). A control run: --without-asset memory.js
-serves that asset empty, so the same code is measured with and without it at the same time.
+serves that asset empty, so the same code is measured with and without it at the same time. --detached: Playwright
+signs in and opens /wall, then disconnects; memory is read from /proc and the heap by attaching for a moment every
+--attach-minutes, so DevTools' own buffers (it keeps a record of every response it observes) are not measured.
+--malloc-arena-max N sets glibc's MALLOC_ARENA_MAX for the server.
 """
 from __future__ import annotations
 
