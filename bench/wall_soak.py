@@ -148,7 +148,7 @@ def start_server(settings: Path, root: Path, port: int, args) -> tuple[subproces
                  f"% {args.rewind_minutes})\n")
     if args.server == "gunicorn":
         (root / "soak_wsgi.py").write_text(patch + "from dashboard.wsgi import server  # noqa: E402,F401\n")
-        command = [PYTHON, "-m", *procfile_web(port), "--pythonpath", str(root)]
+        command = [PYTHON, "-m", *procfile_web(port), "--pythonpath", str(root), *(args.gunicorn_arg or ())]
         command[command.index("dashboard.wsgi:server")] = "soak_wsgi:server"
     else:
         code = patch + ("from dashboard.app import create_app; app = create_app(); "
@@ -720,6 +720,9 @@ def main(argv=None) -> int:
     ap.add_argument("--server", choices=("gunicorn", "dev"), default="gunicorn",
                     help="gunicorn: the Procfile's web command, as deployed (default); dev: Flask's development "
                          "server in one process (needed for --server-tracemalloc)")
+    ap.add_argument("--gunicorn-arg", action="append", metavar="ARG",
+                    help="appended to the Procfile's command (repeatable; a later flag wins), e.g. "
+                         "--gunicorn-arg=--max-requests=200 to recycle workers often")
     ap.add_argument("--malloc-arena-max", type=int, metavar="N",
                     help="a control: MALLOC_ARENA_MAX=N in the server's environment (glibc's arenas per process)")
     ap.add_argument("--detached", action="store_true",

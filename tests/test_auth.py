@@ -249,3 +249,41 @@ def test_gunicorn_workers_share_sessions_and_failure_counts(loaded_city, tmp_pat
         proc.terminate()
         proc.wait(20)
 
+
+
+def test_procfile_web_recycles_workers_and_keeps_everyone_signed_in(loaded_city, tmp_path):
+    """The Procfile's web command bounds each worker's life (--max-requests: a wall's server otherwise grows slowly
+    for weeks, docs/PERFORMANCE.md); a recycled worker must not sign anyone out or fail a request."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    from tests.browser import ROOT, free_port
+    line = next(l for l in (ROOT / "Procfile").read_text().splitlines() if l.startswith("web:"))
+    words = shlex.split(line.split(":", 1)[1])
+    assert "--max-requests" in words and "--max-requests-jitter" in words
+    port = free_port()
+    words[words.index("--bind") + 1] = f"127.0.0.1:{port}"
+    words += ["--max-requests", "6", "--max-requests-jitter", "0"]       # a later flag wins: recycle often
+    env = {**os.environ, "CITYOPS_CONFIG": str(_own_config(loaded_city, tmp_path))}
+    log = tmp_path / "gunicorn.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", *words], cwd=ROOT, env=env, stdout=out, stderr=out)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if _status(http_client(base, None), base + "/healthz")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.3)
+        client = http_client(base, "operator")
+        statuses = [_status(client, base + "/wall")[0] for _ in range(30)]
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    text = log.read_text()
+    assert statuses == [200] * 30            # never a redirect to /login, never an error
+    assert text.count("Autorestarting worker") >= 3 and text.count("Booting worker") >= 5
