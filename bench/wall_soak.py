@@ -35,7 +35,7 @@ every refresh carry a new figure (about 10 a minute here instead of 1). A contro
 serves that asset empty, so the same code is measured with and without it at the same time. --detached: Playwright
 signs in and opens /wall, then disconnects; memory is read from /proc and the heap by attaching for a moment every
 --attach-minutes, so DevTools' own buffers (it keeps a record of every response it observes) are not measured.
---malloc-arena-max N sets glibc's MALLOC_ARENA_MAX for the server.
+--server-env NAME=VALUE sets a variable in the server's environment (an allocator's, say).
 """
 from __future__ import annotations
 
@@ -157,8 +157,9 @@ def start_server(settings: Path, root: Path, port: int, args) -> tuple[subproces
             code = tracemalloc_prelude(root, args.server_tracemalloc) + code
         command = [PYTHON, "-c", code]
     env = {**ENV, "CITYOPS_CONFIG": str(settings)}
-    if args.malloc_arena_max:
-        env["MALLOC_ARENA_MAX"] = str(args.malloc_arena_max)
+    for item in args.server_env or ():
+        name, _, value = item.partition("=")
+        env[name] = value
     log_path = root / "server.log"
     out = open(log_path, "w")  # noqa: SIM115 - the server's log, open for the server's life
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
@@ -723,8 +724,9 @@ def main(argv=None) -> int:
     ap.add_argument("--gunicorn-arg", action="append", metavar="ARG",
                     help="appended to the Procfile's command (repeatable; a later flag wins), e.g. "
                          "--gunicorn-arg=--max-requests=200 to recycle workers often")
-    ap.add_argument("--malloc-arena-max", type=int, metavar="N",
-                    help="a control: MALLOC_ARENA_MAX=N in the server's environment (glibc's arenas per process)")
+    ap.add_argument("--server-env", action="append", metavar="NAME=VALUE",
+                    help="a control: set in the server's environment (repeatable), e.g. MALLOC_ARENA_MAX=2 or "
+                         "LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2")
     ap.add_argument("--detached", action="store_true",
                     help="a control: no DevTools attached between samples (Chromium started with a debugging port, "
                          "memory read from /proc); the page's heap is read every --attach-minutes")
