@@ -37,4 +37,13 @@ def create_app(config=None) -> dash.Dash:
     users.check_pages(config.users, config.settings_path.parent, pages)
     exports.check_pages(exports.load(config.settings_path.parent, set(config.users.accounts)),
                         config.settings_path.parent, pages, params.PAGE_PARAMS)
+    _ready(app)
     return app
+
+
+def _ready(app: dash.Dash) -> None:
+    """Let Dash prepare itself before any request is served. It does so on a process's first request (registering
+    the scripts it may serve) but marks that done before it is, so another thread's script request meanwhile got a
+    500 ("dash is not a registered library"): seen as a broken wall page after a gunicorn worker was replaced."""
+    with app.server.test_client() as client:
+        client.get("/healthz")
