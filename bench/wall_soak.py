@@ -86,11 +86,21 @@ def run(args: list[str], **kw) -> subprocess.CompletedProcess:
 
 
 def rss_mib(pid: int | None) -> float | None:
+    return _proc_mib(pid, "status", "VmRSS:")
+
+
+def pss_mib(pid: int) -> float | None:
+    """Proportional set size: shared pages split among their users, so a process tree's sum is not double-counted."""
+    return _proc_mib(pid, "smaps_rollup", "Pss:")
+
+
+def _proc_mib(pid: int | None, name: str, field: str) -> float | None:
+    """A kB field of /proc/<pid>/<name> in MiB (None: no such process or field)."""
     if not pid:
         return None
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     except OSError:
         return None
@@ -216,21 +226,11 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
-def pss_mib(pid: int) -> float | None:
-    """Proportional set size: shared pages split among their users, so a process tree's sum is not double-counted."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
 def server_memory(pid: int) -> dict:
     """The server's process tree (gunicorn: the arbiter and its workers): RSS and PSS summed, and the largest."""
-    rss = [r for r in map(rss_mib, process_tree(pid)) if r is not None]
-    pss = [m for m in map(pss_mib, process_tree(pid)) if m is not None]
+    tree = process_tree(pid)
+    rss = [r for r in map(rss_mib, tree) if r is not None]
+    pss = [m for m in map(pss_mib, tree) if m is not None]
     return {"server_rss_mib": round(sum(rss), 1) or None, "server_pss_mib": round(sum(pss), 1) or None,
             "server_largest_rss_mib": round(max(rss), 1) if rss else None, "server_processes": len(rss)}
 

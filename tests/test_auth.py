@@ -42,6 +42,17 @@ def _status(opener, url, data=None):
         return exc.code, dict(exc.headers), exc.read().decode()
 
 
+def _wait_healthy(base, timeout=90):
+    """Until a server started in a subprocess answers /healthz (the test's requests then tell what went wrong)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if _status(http_client(base, None), base + "/healthz")[0] == 200:
+                return
+        except OSError:
+            time.sleep(0.3)
+
+
 def _login(base, user, password):
     form = urllib.parse.urlencode({"username": user, "password": password}).encode()
     return _status(http_client(base, None), base + "/login", form)
@@ -233,13 +244,7 @@ def test_gunicorn_workers_share_sessions_and_failure_counts(loaded_city, tmp_pat
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if _status(http_client(base, None), base + "/healthz")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.3)
+        _wait_healthy(base)
         client = http_client(base, "analyst")
         for _ in range(30):                     # a new connection each time: both workers answer some
             assert _status(client, base + "/")[0] == 200
@@ -276,13 +281,7 @@ def test_procfile_web_recycles_workers_and_keeps_everyone_signed_in(loaded_city,
     base = f"http://127.0.0.1:{port}"
     pages, scripts = [], []
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if _status(http_client(base, None), base + "/healthz")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.3)
+        _wait_healthy(base)
         client = http_client(base, "operator")
         with ThreadPoolExecutor(8) as pool:
             for _ in range(6):
