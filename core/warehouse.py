@@ -175,7 +175,9 @@ def _file_name(table: str) -> str:
 
 
 def _month_sql(table: str) -> str:
-    return f"coalesce(strftime(timezone('UTC', {MONTHLY[table]}), '%Y-%m'), 'none')"
+    """A row's month in UTC. Microseconds since the epoch make the UTC wall time without a time-zone lookup:
+    0.21 s against timezone('UTC', ...)'s 0.51 s over 4M readings. (epoch_ms would round 23:59:59.9995 up.)"""
+    return f"coalesce(strftime(make_timestamp(epoch_us({MONTHLY[table]})), '%Y-%m'), 'none')"
 
 
 def _write_monthly(con, table: str, staging: Path, previous: Path | None, before: dict) -> dict[str, list]:

@@ -1,5 +1,6 @@
 """Map source fields onto canonical columns: rename, parse types, translate values. Failures become reasons."""
 import re
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -17,22 +18,23 @@ class Reasons:
 
     def __init__(self, n: int):
         self.values = pd.Series([None] * n, dtype="object")
+        self._failed = np.zeros(n, dtype=bool)    # values.notna(), kept: isna over an object column costs 6 ms
 
     def add(self, mask, reason) -> None:
         """reason: a text, a Series of texts, or a function of the failing rows (a boolean array) giving theirs:
         built for every row, a reason string costs 20-50 ms per column per chunk; the failing rows are few."""
-        mask = pd.Series(np.asarray(mask, dtype=bool))
-        todo = mask & self.values.isna()
+        todo = np.asarray(mask, dtype=bool) & ~self._failed
         if todo.any():
             if callable(reason):
-                self.values[todo] = np.asarray(reason(todo.to_numpy()), dtype=object)
+                self.values[todo] = np.asarray(reason(todo), dtype=object)
             elif isinstance(reason, pd.Series):
                 self.values[todo] = reason.reset_index(drop=True)[todo]
             else:
                 self.values[todo] = reason
+            self._failed[todo] = self.values[todo].notna().to_numpy()
 
     def failed(self) -> pd.Series:
-        return self.values.notna()
+        return pd.Series(self._failed.copy())
 
 
 NULL_TEXT = ["", "None", "nan", "NaN", "null", "<NA>"]
@@ -62,9 +64,10 @@ def to_canonical(raw: pd.DataFrame, feed, catalog, tz: str, reasons: Reasons) ->
         if spec.map is not None:
             out[name] = _mapped(text, spec.map, catalog, name, reasons, spec.unmapped)
         elif kind == "timestamp":
-            out[name] = _timestamps(text, spec.format, tz, name, reasons, feed.source.dst)
+            out[name] = _per_distinct(text, reasons, partial(_timestamps, fmt=spec.format, tz=tz, name=name,
+                                                             dst=feed.source.dst))
         elif kind in ("float", "int"):
-            out[name] = _numbers(text, kind, name, reasons)
+            out[name] = _per_distinct(text, reasons, partial(_numbers, kind=kind, name=name))
         else:
             out[name] = text.astype("object").where(text.notna(), None)
     if feed.placeholder_points and "lat" in out and "lon" in out:
@@ -82,6 +85,27 @@ def _source_text(raw: pd.DataFrame, spec) -> pd.Series:
     for part in parts[1:]:
         text = text + spec.join + part
     return text
+
+
+SAMPLE = 2_000         # rows looked at to guess whether a column repeats its values
+REPEATS = 0.5          # distinct values per row below which a column is converted once per distinct value
+
+
+def _per_distinct(text: pd.Series, reasons: Reasons, convert) -> pd.Series:
+    """convert(text, reasons), run once per distinct text and spread back to the rows. Hourly readings repeat a
+    few hundred times and a few thousand values in a chunk of 250,000 rows: parsing those alone is 10-20x faster.
+    The result and the reasons are the same as converting every row (conversions here are per value). Columns
+    whose first rows hardly repeat (an incident's timestamps) are converted row by row, as before."""
+    sample = text.iloc[:SAMPLE]
+    if len(text) < 2 * SAMPLE or sample.nunique(dropna=False) > REPEATS * len(sample):
+        return convert(text, reasons)
+    codes, distinct = pd.factorize(text, use_na_sentinel=False)
+    if len(distinct) > REPEATS * len(text):
+        return convert(text, reasons)
+    own = Reasons(len(distinct))
+    values = convert(pd.Series(distinct, dtype=text.dtype), own)
+    reasons.add(own._failed[codes], lambda rows: own.values.to_numpy()[codes[rows]])
+    return values.take(codes).set_axis(text.index)
 
 
 def _unlocate_placeholders(out: pd.DataFrame, points) -> None:
@@ -113,7 +137,7 @@ def _lookup(text: pd.Series, table: dict) -> pd.Series:
     return pd.Series(found.to_pandas(), index=text.index)
 
 
-def _timestamps(text, fmt, tz, name, reasons, dst="quarantine"):
+def _timestamps(text, reasons, fmt, tz, name, dst="quarantine"):
     result = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us, UTC]")
     present = text.notna()
     no_such_local_time = pd.Series(False, index=text.index)
@@ -150,7 +174,7 @@ def _localize(parsed: pd.Series, tz: str, dst: str = "quarantine") -> pd.Series:
     return localized.dt.tz_convert("UTC")
 
 
-def _numbers(text, kind, name, reasons):
+def _numbers(text, reasons, kind, name):
     numbers = _to_float(text)
     bad = text.notna() & numbers.isna()
     if kind == "int":

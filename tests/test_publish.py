@@ -94,3 +94,18 @@ def test_a_generation_published_before_monthly_files_is_still_read_and_then_repl
         second = publish(con, root, changed={"fct_incident"})
     assert set(_files(root / "published" / second)) == {"month=2026-10", "month=2026-11"}
     assert _read(root, "SELECT incident_id FROM fct_incident ORDER BY 1") == [("new",), ("old",)]
+
+
+def test_a_rows_month_is_its_utc_month_to_the_microsecond(tmp_path):
+    """The month a row is filed under is its UTC calendar month, whatever the session's time zone, for times a
+    microsecond before midnight at a month's end (a millisecond clock would round them into the next month)."""
+    with writer(tmp_path / "wh") as con:
+        con.execute("SET TimeZone = 'Asia/Shanghai'")
+        got = con.execute(f"""
+            SELECT count(*) FILTER (WHERE {warehouse._month_sql('fct_incident').replace('closed_at', 'ts')}
+                                    IS DISTINCT FROM coalesce(strftime(timezone('UTC', ts), '%Y-%m'), 'none')),
+                   count(DISTINCT {warehouse._month_sql('fct_incident').replace('closed_at', 'ts')})
+            FROM (SELECT timezone('UTC', TIMESTAMP '2026-02-01' + INTERVAL (i) MONTH - INTERVAL (j) MICROSECOND)
+                         AS ts FROM range(-400, 400) a(i), range(1, 1001) b(j)
+                  UNION ALL SELECT NULL)""").fetchall()[0]
+    assert got == (0, 801)

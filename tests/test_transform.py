@@ -17,7 +17,7 @@ def test_numbers_are_parsed_as_pandas_parses_them(kind):
     if kind == "int":          # an infinite value cannot become an integer in either version
         text = text[~text.fillna("").str.contains("inf|Inf|1e400")].reset_index(drop=True)
     reasons = transform.Reasons(len(text))
-    got = transform._numbers(text, kind, "value", reasons)
+    got = transform._numbers(text, reasons, kind, "value")
 
     expected = pd.to_numeric(text, errors="coerce").astype("float64")
     bad = text.notna() & expected.isna()
@@ -69,3 +69,39 @@ def test_an_empty_value_map_knows_nothing(catalog):
 def catalog():
     from core.settings import load_config
     return load_config().catalog
+
+
+def test_repeated_values_are_converted_once_with_the_same_results_and_reasons(catalog, monkeypatch):
+    """Hourly readings repeat their times and values: they are parsed once per distinct text. Values, reasons and
+    the order of reasons (the first failing field wins) must be those of parsing every row, DST gaps and all."""
+    from core.settings import load_config
+    feed = load_config().feeds["sensor_readings"]
+    rng = np.random.default_rng(11)
+    hours = [f"2026-03-29 {h:02d}:30:00" for h in range(5)] + [f"2026-10-25 0{h}:30:00" for h in range(4)] \
+        + ["2026-13-01 00:00:00", "yesterday", "", None, "2026-03-29T01:30:00+01:00"]
+    values = ["1.5", "2", "-0", "1e3", "inf", "abc", "", None, "0x10", "７"]
+    n = 12_000
+    raw = pd.DataFrame({"sensor_id": rng.choice(["s1", "s2", None], n), "ts": rng.choice(hours, n),
+                        "value": rng.choice(values, n), "status": rng.choice(["ok", "fault"], n)}).astype("string")
+    raw["_line"] = np.arange(n) + 2
+    raw["_error"] = None
+
+    def convert(tz):
+        reasons = transform.Reasons(n)
+        frame = transform.to_canonical(raw, feed, catalog, tz, reasons)
+        return frame, reasons.values
+
+    parsed = []
+    timestamps = transform._timestamps
+    monkeypatch.setattr(transform, "_timestamps", lambda text, *a, **k: parsed.append(len(text)) or
+                        timestamps(text, *a, **k))
+    for tz in ("Europe/Berlin", "Asia/Shanghai"):
+        frame, reasons = convert(tz)
+        with monkeypatch.context() as row_by_row:
+            row_by_row.setattr(transform, "REPEATS", 0.0)
+            expected_frame, expected_reasons = convert(tz)
+        pd.testing.assert_frame_equal(frame, expected_frame)
+        pd.testing.assert_series_equal(reasons, expected_reasons)
+        assert reasons.str.contains("daylight-saving").any() == (tz == "Europe/Berlin")
+        assert reasons.str.startswith("unparseable ts").any() and reasons.str.startswith("not a number in value").any()
+    assert parsed == [len(hours) - 1, n] * 2     # once per distinct text ("" and None are both missing), then row by row
