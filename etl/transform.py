@@ -38,6 +38,7 @@ class Reasons:
 
 
 NULL_TEXT = ["", "None", "nan", "NaN", "null", "<NA>"]
+STRING = pd.StringDtype("pyarrow")      # text columns of canonical frames: Arrow-backed, NA where missing
 
 
 def texts_at(values: pd.Series, rows) -> pd.Series:
@@ -69,7 +70,7 @@ def to_canonical(raw: pd.DataFrame, feed, catalog, tz: str, reasons: Reasons) ->
         elif kind in ("float", "int"):
             out[name] = _per_distinct(text, reasons, partial(_numbers, kind=kind, name=name))
         else:
-            out[name] = text.astype("object").where(text.notna(), None)
+            out[name] = text
     if feed.placeholder_points and "lat" in out and "lon" in out:
         _unlocate_placeholders(out, feed.placeholder_points)
     return out
@@ -124,16 +125,19 @@ def _mapped(text, mapping, catalog, name, reasons, unmapped=None):
         mapped = mapped.where(~unknown, unmapped)
     else:
         reasons.add(unknown, lambda rows: "unknown " + name + " '" + texts_at(text, rows) + "'")
-    return mapped.astype("object").where(mapped.notna(), None)
+    return mapped
 
 
 def _lookup(text: pd.Series, table: dict) -> pd.Series:
-    """text.map(table) by exact match, in Arrow: 10-20x faster than a dict lookup per row on Arrow strings."""
+    """text.map(table) by exact match, in Arrow: 10-20x faster than a dict lookup per row on Arrow strings.
+    Codes stay Arrow strings (missing: NA): later checks on them are 10-20x faster than on Python objects."""
     if not table:
-        return pd.Series([None] * len(text), index=text.index, dtype="object")
+        return pd.Series(pd.NA, index=text.index, dtype=STRING)
     keys = pa.array([str(k) for k in table], pa.large_string())
     values = pa.array(list(table.values()))
     found = values.take(pc.index_in(pa.array(text, pa.large_string()), value_set=keys))
+    if pa.types.is_string(found.type) or pa.types.is_large_string(found.type):
+        return pd.Series(pd.arrays.ArrowStringArray(found), index=text.index)
     return pd.Series(found.to_pandas(), index=text.index)
 
 

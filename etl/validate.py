@@ -3,6 +3,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from core.schema import ENTITIES
 from etl.transform import Reasons, texts_at
@@ -97,6 +99,8 @@ class Context:
         self.catalog = catalog
         self._con = con
         self._sensors = None
+        self._sensor_ids = None      # the register's ids as an Arrow array, for index_in
+        self._ranges = None          # (low, high) per register row, unknown last
 
     def _sensor_table(self) -> pd.DataFrame:
         if self._sensors is None:
@@ -104,15 +108,22 @@ class Context:
         return self._sensors
 
     def sensor_index(self, sensor_ids: pd.Series) -> np.ndarray:
-        """Each reading's row in the sensor register, -1 for an unknown sensor (one hash lookup per row)."""
-        return pd.Index(self._sensor_table()["sensor_id"]).get_indexer(sensor_ids.astype(object))
+        """Each reading's row in the sensor register, -1 for an unknown sensor (exact match, in Arrow)."""
+        if self._sensor_ids is None:
+            self._sensor_ids = pa.array(self._sensor_table()["sensor_id"].astype(str), pa.large_string())
+        found = pc.index_in(pa.array(sensor_ids, pa.large_string()), value_set=self._sensor_ids)
+        return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
 
     def valid_range(self, sensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The valid (low, high) of each reading's metric, by sensor_index; unbounded for unknown sensors or
         metrics without a range."""
-        metrics = self.catalog.thresholds.metrics
-        metric = pd.concat([self._sensor_table()["metric"], pd.Series([None])], ignore_index=True)  # last: unknown
-        row = np.where(sensor < 0, len(metric) - 1, sensor)
-        low = metric.map({k: m.valid[0] for k, m in metrics.items()}).astype(float).fillna(-np.inf).to_numpy()
-        high = metric.map({k: m.valid[1] for k, m in metrics.items()}).astype(float).fillna(np.inf).to_numpy()
+        if self._ranges is None:
+            metrics = self.catalog.thresholds.metrics
+            metric = pd.concat([self._sensor_table()["metric"], pd.Series([None])], ignore_index=True)  # last: unknown
+            self._ranges = (metric.map({k: m.valid[0] for k, m in metrics.items()}).astype(float).fillna(-np.inf)
+                            .to_numpy(),
+                            metric.map({k: m.valid[1] for k, m in metrics.items()}).astype(float).fillna(np.inf)
+                            .to_numpy())
+        low, high = self._ranges
+        row = np.where(sensor < 0, len(low) - 1, sensor)
         return low[row], high[row]

@@ -120,7 +120,7 @@ def test_null_if_and_unmapped_fallback(catalog):
                  fields__channel={"from": "src", "map": {"Constituent Call": "phone"}, "unmapped": "other"})
     rows = [dict(ROW, queue="No Q", src="Twitter"), dict(ROW, queue="Nowhere", src="Constituent Call")]
     out, reasons = _canonical(feed, rows, catalog)
-    assert out["department"][0] is None and reasons[0] is None
+    assert pd.isna(out["department"][0]) and reasons[0] is None
     assert out["channel"].tolist() == ["other", "phone"]
     assert reasons[1] == "unknown department 'Nowhere'"
 
