@@ -1,7 +1,6 @@
 """Loading the administrative hierarchy (city > district > street > grid) into the dim_ tables."""
 import hashlib
 
-
 from core.schema import ADMIN_LEVELS
 from geo import boundaries as geo_boundaries
 
