@@ -108,9 +108,9 @@ def _stored_offset(fh) -> int:
     return (getattr(fh, "fileobj", None) or fh).tell()
 
 
-def _blocks(path: Path) -> Iterator[tuple[bytes, int, int, int]]:
-    """Blocks of whole records (never splitting a quoted field), with the line number each starts on and the
-    stored-byte offsets read before and after it."""
+def _blocks(path: Path) -> Iterator[tuple[bytes, int, int, int, int]]:
+    """Blocks of whole records (never splitting a quoted field), with the line number each starts on, the
+    stored-byte offsets read before and after it, and its newlines (counted once: 40 ms per 64 MB block)."""
     line = 1
     carry = b""
     before = 0
@@ -124,21 +124,24 @@ def _blocks(path: Path) -> Iterator[tuple[bytes, int, int, int]]:
             block = carry + data
             if not data:
                 if block:
-                    yield block, line, before, after
+                    yield block, line, before, after, block.count(b"\n")
                 return
             cut = _safe_cut(block)
             if cut <= 0:
                 carry = block
                 continue
-            yield block[:cut], line, before, after
+            newlines = block.count(b"\n", 0, cut)
+            yield block[:cut], line, before, after, newlines
             before = after
-            line += block.count(b"\n", 0, cut)
+            line += newlines
             carry = block[cut:]
 
 
 def _safe_cut(block: bytes) -> int:
     """Offset just after the last newline outside quotes (quote parity from the block start)."""
     end = block.rfind(b"\n")
+    if b'"' not in block:          # most exports quote nothing: skip counting quotes over 64 MB
+        return end + 1 if end >= 0 else -1
     while end >= 0:
         if block.count(b'"', 0, end) % 2 == 0:
             return end + 1
@@ -149,15 +152,16 @@ def _safe_cut(block: bytes) -> int:
 def _csv(path: Path, source, chunk_rows: int, position: Position) -> Iterator[pd.DataFrame]:
     header = None
     utf8 = codecs.lookup(source.encoding).name in ("utf-8", "utf-8-sig")   # a BOM is only in the header
-    for block, first_line, before, after in _blocks(path):
+    for block, first_line, before, after, newlines in _blocks(path):
         if header is None:
-            head, _, block = block.partition(b"\n")
+            head, newline, block = block.partition(b"\n")
             header = _header(head, first_line, source)
             first_line += 1
-        if not block.strip():
+            newlines -= bool(newline)
+        if not block or block.isspace():      # not block.strip(): that copies the block
             position.done = after
             continue
-        lines = block.count(b"\n") + (not block.endswith(b"\n"))
+        lines = newlines + (not block.endswith(b"\n"))
 
         def reached(lines_done, before=before, after=after, total=lines):
             position.done = before + int((after - before) * min(1.0, lines_done / total))
@@ -221,7 +225,8 @@ def _arrow_table(data: bytes, header, source, lines: int) -> pa.Table | None:
         table = pa_csv.read_csv(
             pa.py_buffer(data),
             read_options=pa_csv.ReadOptions(column_names=[f"f{i}" for i in range(width)]),
-            parse_options=pa_csv.ParseOptions(delimiter=source.delimiter, newlines_in_values=True,
+            # Without a quote no value can hold a newline, and pyarrow then splits rows twice as fast.
+            parse_options=pa_csv.ParseOptions(delimiter=source.delimiter, newlines_in_values=b'"' in data,
                                               invalid_row_handler=lambda row: ragged.append(row) or "skip"),
             convert_options=pa_csv.ConvertOptions(column_types={f"f{i}": pa.string() for i in range(width)},
                                                   strings_can_be_null=False, quoted_strings_can_be_null=False))
