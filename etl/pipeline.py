@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from core import clock
 from core.schema import ENTITIES
 from etl import extract, mask, merge, staging, transform, validate
 from etl.keys import pii_key
+from etl.readahead import read_ahead
 
 
 @dataclass
@@ -98,11 +100,16 @@ def _stage_file(con, config, feed, path, locator, stage, outcome, progress, star
     """Every chunk checked, masked, located and appended to the run's staging tables, each in its own commit."""
     context = validate.Context(clock.now(config), locator, config.catalog, con)
     key = pii_key(config)
-    position = extract.Position(path.stat().st_size)
-    for raw in extract.read(path, feed.source, config.settings.etl.chunk_rows, position):
-        _process_chunk(config, feed, path, raw, context, key, outcome, stage)
-        if progress:
-            progress(outcome, time.monotonic() - started, position)
+    reading, shown = extract.Position(path.stat().st_size), extract.Position(path.stat().st_size)
+    # The reader runs ahead: each chunk carries how far the file was read when it was made, for the progress line.
+    chunks = read_ahead((raw, reading.done) for raw in extract.read(path, feed.source,
+                                                                   config.settings.etl.chunk_rows, reading))
+    with closing(chunks):       # on an error, the reader stops and the file closes now, not when collected
+        for raw, done in chunks:
+            shown.done = done
+            _process_chunk(config, feed, path, raw, context, key, outcome, stage)
+            if progress:
+                progress(outcome, time.monotonic() - started, shown)
     _end(progress)
 
 
