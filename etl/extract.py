@@ -165,18 +165,55 @@ def _csv(path: Path, source, chunk_rows: int, position: Position) -> Iterator[pd
 
         def reached(lines_done, before=before, after=after, total=lines):
             position.done = before + int((after - before) * min(1.0, lines_done / total))
-        # A UTF-8 feed's block goes to pyarrow as it is (pyarrow checks the encoding); only a block with bad bytes
-        # or rows pyarrow cannot number is decoded in Python (a decode and re-encode cost 2 s of a 1M hotline).
+        # A UTF-8 feed's block goes to pyarrow as it is (pyarrow checks the encoding); a block with bad bytes gets
+        # those lines alone replaced, in bytes. Other encodings are decoded in Python, and rows pyarrow cannot
+        # number go to the csv module.
         table = _arrow_table(block, header, source, lines) if utf8 else None
         bad_lines: dict[int, str] = {}
         if table is None:
-            text, bad_lines = _decode(block, first_line, source)
-            table = _arrow_table(text.encode("utf-8"), header, source, lines)
+            data, bad_lines = _utf8_repaired(block, first_line, source) if utf8 else _utf8_of(block, first_line,
+                                                                                                source)
+            table = _arrow_table(data, header, source, lines)
             if table is None:
-                yield from _parse_rows(text, header, first_line, bad_lines, source, chunk_rows, reached)
+                yield from _parse_rows(data.decode("utf-8"), header, first_line, bad_lines, source, chunk_rows,
+                                       reached)
                 continue
         for start in range(0, table.num_rows, chunk_rows):
             yield _arrow_frame(table, start, chunk_rows, header, first_line, bad_lines, reached)
+
+
+def _utf8_of(block: bytes, first_line: int, source) -> tuple[bytes, dict[int, str]]:
+    text, bad_lines = _decode(block, first_line, source)
+    return text.encode("utf-8"), bad_lines
+
+
+def _utf8_repaired(data: bytes, first_line: int, source) -> tuple[bytes, dict[int, str]]:
+    """A UTF-8 block with each line that is not UTF-8 replaced by its text in the fallback encoding (else with
+    replacement characters and a reason in the returned {line: reason}), the same text `_decode` gives. Only bad
+    lines are decoded in Python; the rest stays bytes (decoding the whole block, scanning it for escapes and
+    encoding it again took 2 s of the 1M demo hotline, whose every block holds a GBK line)."""
+    view, parts, bad, start, line = memoryview(data), [], {}, 0, first_line
+    at, size = 0, len(data)
+    while at < size:
+        end = min(at + UTF8_WINDOW, size)
+        try:                             # not final before the end: a character may straddle the window's end
+            at += codecs.utf_8_decode(view[at:end], "strict", end == size)[1]
+            continue
+        except UnicodeDecodeError as exc:
+            bad_byte = at + exc.start
+        line_start = data.rfind(b"\n", 0, bad_byte) + 1
+        line_end = data.find(b"\n", bad_byte)
+        line_end = size if line_end < 0 else line_end
+        line += data.count(b"\n", start, line_start)
+        parts += [view[start:line_start], _fallback(data[line_start:line_end], line, source, bad).encode("utf-8")]
+        start = at = line_end
+    if not parts:
+        return data, bad
+    parts.append(view[start:])
+    return b"".join(parts), bad
+
+
+UTF8_WINDOW = 1 << 20     # the C decoder sizes its output by its input: checked a window at a time
 
 
 def _header(head: bytes, line: int, source) -> list[str]:

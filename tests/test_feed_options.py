@@ -82,6 +82,25 @@ def test_bad_bytes_in_a_utf8_block_are_found_per_line(tmp_path, fallback, monkey
     assert frame["type"].tolist()[:11] == ["NOISE"] * 11
 
 
+@pytest.mark.parametrize("fallback", [None, "gbk"])
+@pytest.mark.parametrize("window", [5, 64, 1 << 20])
+def test_bad_lines_are_replaced_in_bytes_as_the_text_decoder_replaces_them(fallback, window, monkeypatch):
+    """The bytes path (_utf8_repaired) must give the text path's (_decode) text and reasons: bad lines first, last,
+    side by side, without a final newline, and characters of 2-4 bytes straddling the checked windows."""
+    monkeypatch.setattr(extract, "UTF8_WINDOW", window)
+    source = _feed(source__fallback_encoding=fallback).source
+    good = ["1,噪音 noise", "2,é😀x", "3,plain", "4,路灯 ä"]
+    bad = [b"9," + "噪音".encode("gbk"), b"8,\xff\xfe", b"7,caf\xe9", b"6," + "路".encode("gbk")[:1]]
+    for lines in ([bad[0], *map(str.encode, good)], [*map(str.encode, good), bad[1]], [bad[2], bad[3], bad[0]],
+                  [good[0].encode(), bad[1], good[1].encode(), bad[2], good[2].encode() * 40, bad[0]]):
+        for ending in (b"", b"\n"):
+            block = b"\n".join(lines) + ending
+            text, reasons = extract._decode(block, 7, source)
+            assert extract._utf8_repaired(block, 7, source) == (text.encode("utf-8"), reasons)
+    clean = "\n".join(good).encode()
+    assert extract._utf8_repaired(clean, 1, source) == (clean, {})
+
+
 def test_gzip_json_with_bom(tmp_path):
     path = tmp_path / "r.json"          # no .gz suffix: the first bytes tell
     path.write_bytes(gzip.compress(("\ufeff" + json.dumps({"items": [{"id": 1}, {"id": 2}]})).encode("utf-8")))
