@@ -144,7 +144,7 @@ def ensure_city(p: Params, rss_limit_mib: float | None = None) -> tuple[Path, di
     return city, info
 
 
-def write_config(root: Path, city: Path, etl: dict | None = None) -> Path:
+def write_config(root: Path, city: Path) -> Path:
     """A copy of config/ whose data_dir, boundaries and warehouse point at this city and a fresh warehouse.
     Rewritten before every load: config/ and the code validating it change under active development, and a copy
     taken at the start of a long run can stop matching the code."""
@@ -156,7 +156,6 @@ def write_config(root: Path, city: Path, etl: dict | None = None) -> Path:
     data["warehouse"]["dir"] = str(root / "var" / "warehouse")
     for spec in data["city"]["boundaries"].values():
         spec["path"] = str(city / "boundaries" / Path(spec["path"]).name)
-    data.setdefault("etl", {}).update(etl or {})
     settings.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return settings
 
@@ -275,11 +274,10 @@ def run(args) -> dict:
         root = Path(tempfile.mkdtemp(prefix="etl-bench-", dir=ROOT / "var" / "bench"))
     env = dict(os.environ, CITYOPS_PII_KEY="bench-only-key-not-secret", PYTHONPATH=str(ROOT))
     try:
-        overrides = {} if args.workers is None else {"workers": args.workers}
-        settings = write_config(root, city, overrides)
+        settings = write_config(root, city)
         rows = []
         for feed_id, fmt, path in feed_files(settings, args.feeds):
-            write_config(root, city, overrides)
+            write_config(root, city)
             print(f"{feed_id}: floor ...", file=sys.stderr, flush=True)
             f = floor(fmt, path, args.floor_repeats)
             print(f"{feed_id}: pipeline ...", file=sys.stderr, flush=True)
@@ -352,7 +350,6 @@ def main(argv=None) -> int:
     ap.add_argument("--rss-limit-mib", type=float, default=12 * 1024,
                     help="kill a pipeline run whose RSS passes this (default 12288: a shared machine); 0: no limit")
     ap.add_argument("--keep", help="build the config and warehouse in DIR (must be empty) and keep them")
-    ap.add_argument("--workers", type=int, help="etl.workers for the pipeline (default: config/settings.yaml's)")
     ap.add_argument("--generate-only", action="store_true", help="only generate (or find) the cached city")
     args = ap.parse_args(argv)
     if args.generate_only:

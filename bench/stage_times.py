@@ -117,7 +117,7 @@ STAGES = {
     ("etl.merge", "_history"): "final: status history (INSERT OR IGNORE)",
     ("etl.merge", "_count"): "final: counts (anti join, join)",
     ("etl.pipeline", "commit_run"): "final: run log + COMMIT",
-    ("etl.pipeline", "_checked_chunk"): "chunk glue (reset_index, Reasons, filters)",
+    ("etl.pipeline", "_process_chunk"): "chunk glue (reset_index, Reasons, filters)",
     ("etl.pipeline", "file_sha256"): "file sha256",
     ("etl.pipeline", "load_file"): "load_file rest (run log, staging tables)",
     ("core.warehouse", "publish"): "publish: Parquet of every table",
@@ -157,22 +157,22 @@ def trace_memory() -> None:
     import pyarrow
 
     from etl import pipeline
-    inner = pipeline._stage_chunk
+    inner = pipeline._process_chunk
 
-    def wrapper(chunk, stage, outcome):
-        result = inner(chunk, stage, outcome)
+    def wrapper(*args, **kwargs):
+        result = inner(*args, **kwargs)
         import gc
         gc.collect()
-        con = stage.con             # the run's staging.Stage holds the writer connection
+        con = args[-1].con          # the run's staging.Stage holds the writer connection
         tags = con.execute("SELECT tag, memory_usage_bytes FROM duckdb_memory() WHERE memory_usage_bytes > 0"
                            ).fetchall()
-        MEMORY_TRACE.append({"rows": outcome.counts["read"], "rss_mib": _rss_mib(),
+        MEMORY_TRACE.append({"rows": args[-2].counts["read"], "rss_mib": _rss_mib(),
                              "duckdb_mib": {t: round(b / 2 ** 20) for t, b in tags if b >= 2 ** 20},
                              "malloc_in_use_mib": _malloc_in_use_mib(),
                              "arrow_mib": round(pyarrow.total_allocated_bytes() / 2 ** 20),
                              "python_blocks": sys.getallocatedblocks()})
         return result
-    pipeline._stage_chunk = wrapper
+    pipeline._process_chunk = wrapper
 
 
 def instrument() -> None:
@@ -226,11 +226,10 @@ def main(argv=None) -> int:
     os.environ["CITYOPS_PII_KEY"] = "bench-only-key-not-secret"
     try:
         settings = write_config(root, city)
-        data = yaml.safe_load(settings.read_text(encoding="utf-8"))
-        data.setdefault("etl", {})["workers"] = 0       # every stage in this process, where the timers are
         if args.chunk_rows:
-            data["etl"]["chunk_rows"] = args.chunk_rows
-        settings.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+            data = yaml.safe_load(settings.read_text(encoding="utf-8"))
+            data.setdefault("etl", {})["chunk_rows"] = args.chunk_rows
+            settings.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
         files = feed_files(settings, [args.feed])
         for feed_id, _, path in files:
             if feed_id != args.feed:          # a prerequisite (sensors before readings): loaded as usual

@@ -116,8 +116,6 @@ class Etl(Strict):
     schedule_seconds: int = Field(300, ge=5)
     pii_key_env: str = "CITYOPS_PII_KEY"
     chunk_rows: int = Field(250_000, ge=1000)
-    workers: int = Field(1, ge=0, le=16)           # processes mapping and checking chunks beside the reader
-    workers_from_mb: float = Field(64, ge=0)        # files smaller than this are done in one process
 
 
 class Ops(Strict):

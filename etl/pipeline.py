@@ -17,7 +17,7 @@ import pandas as pd
 
 from core import clock
 from core.schema import ENTITIES
-from etl import chunk_pool, extract, mask, merge, staging, transform, validate
+from etl import extract, mask, merge, staging, transform, validate
 from etl.keys import pii_key
 from etl.readahead import read_ahead
 
@@ -99,20 +99,15 @@ def load_file(con, config, feed, path: Path, locator, force: bool = False, progr
 def _stage_file(con, config, feed, path, locator, stage, outcome, progress, started) -> None:
     """Every chunk checked, masked, located and appended to the run's staging tables, each in its own commit."""
     context = validate.Context(clock.now(config), locator, config.catalog, con)
-    size = path.stat().st_size
-    reading, shown = extract.Position(size), extract.Position(size)
+    key = pii_key(config)
+    reading, shown = extract.Position(path.stat().st_size), extract.Position(path.stat().st_size)
     # The reader runs ahead: each chunk carries how far the file was read when it was made, for the progress line.
     chunks = read_ahead((raw, reading.done) for raw in extract.read(path, feed.source,
                                                                    config.settings.etl.chunk_rows, reading))
-    workers = config.settings.etl.workers if size >= config.settings.etl.workers_from_mb * 1_000_000 else 0
-    if workers:
-        context.detach()
-    checked = chunk_pool.in_order(_checked_chunk, (config, feed, path, context, pii_key(config), outcome.run_id),
-                                  chunks, workers)
-    with closing(chunks), closing(checked):     # on an error, reading stops and the file closes now
-        for chunk in checked:
-            _stage_chunk(chunk, stage, outcome)
-            shown.done = chunk.done
+    with closing(chunks):       # on an error, the reader stops and the file closes now, not when collected
+        for raw, done in chunks:
+            shown.done = done
+            _process_chunk(config, feed, path, raw, context, key, outcome, stage)
             if progress:
                 progress(outcome, time.monotonic() - started, shown)
     _end(progress)
@@ -161,38 +156,24 @@ def _rollback(con) -> None:
         pass
 
 
-@dataclass
-class Checked:
-    """A chunk's outcome: rows to stage, quarantine entries, rows read, how far the file was read."""
-    good: pd.DataFrame
-    quarantine: pd.DataFrame
-    read: int
-    done: int
-
-
-def _checked_chunk(chunk, config, feed, path, context, key, run_id) -> Checked:
-    """Map, check, mask and locate one chunk (in this process or a worker: it writes nothing)."""
-    raw, done = chunk
-    transform.check_columns(raw, feed, path)
+def _process_chunk(config, feed, path, raw, context, key, outcome, stage):
+    if outcome.counts["read"] == 0:
+        transform.check_columns(raw, feed, path)
     raw = raw.reset_index(drop=True)
     reasons = transform.Reasons(len(raw))
     reasons.add(raw["_error"].notna(), raw["_error"])
     frame = transform.to_canonical(raw, feed, config.catalog, feed.source.timezone, reasons)
     validate.check(frame, feed.entity, context, reasons)
     failed = reasons.failed().to_numpy()
-    quarantine = _quarantine(feed, path, raw[failed], reasons.values[failed], key, run_id)
+    stage.append_quarantine(_quarantine(feed, path, raw[failed], reasons.values[failed], key, outcome.run_id))
     good = frame[~failed].reset_index(drop=True)
     good = mask.apply(good, feed.personal, key)
     good = _derive(good, feed, config, context.locator)
     good[staging.SEQ] = raw["_line"].to_numpy()[~failed]
-    return Checked(merge.with_version_times(good, feed.entity), quarantine, len(raw), done)
-
-
-def _stage_chunk(chunk: Checked, stage, outcome) -> None:
-    stage.append_quarantine(chunk.quarantine)
-    stage.append_rows(chunk.good)
-    outcome.counts["read"] += chunk.read
-    outcome.counts["quarantined"] += len(chunk.quarantine)
+    stage.append_rows(merge.with_version_times(good, feed.entity))
+    c = outcome.counts
+    c["read"] += len(raw)
+    c["quarantined"] += int(failed.sum())
 
 
 def _derive(frame: pd.DataFrame, feed, config, locator) -> pd.DataFrame:

@@ -102,12 +102,6 @@ class Context:
         self._sensor_ids = None      # the register's ids as an Arrow array, for index_in
         self._ranges = None          # (low, high) per register row, unknown last
 
-    def detach(self) -> None:
-        """Read what the checks need from the warehouse now and drop the connection: the context is about to be
-        sent to a worker process (etl/chunk_pool.py)."""
-        self._sensor_table()
-        self._con = None
-
     def _sensor_table(self) -> pd.DataFrame:
         if self._sensors is None:
             self._sensors = self._con.execute("SELECT sensor_id, metric FROM dim_sensor").df()

@@ -2,14 +2,13 @@
 and no personal data anywhere in the published warehouse."""
 import csv
 import json
-import os
 import re
 
 import duckdb
 
-from core import warehouse
 from core.schema import PUBLISHED_TABLES
 from core.settings import load_config
+from core import warehouse
 from core.warehouse import Reader
 from tests.conftest import run
 from tests.expected import REFUSED
@@ -134,33 +133,3 @@ def test_no_planted_name_phone_or_id_number_anywhere_in_the_warehouse(loaded_cit
             leaks += [(table, hit, value[:60]) for hit in found]
     assert len(tables) >= 2 * len(PUBLISHED_TABLES) - 2
     assert not leaks, leaks[:10]
-
-
-def test_chunks_checked_in_worker_processes_store_what_one_process_stores(tmp_path):
-    """etl/chunk_pool: with every file's chunks mapped, checked and masked in two worker processes (in small
-    chunks, so they interleave), the warehouse holds exactly what a one-process load of the same files holds."""
-    from tests.conftest import edit_yaml, make_city
-    settings, _ = make_city(tmp_path)
-    stores = {}
-    for workers in (2, 0):
-        def setup(d, workers=workers):
-            d["etl"].update(workers=workers, workers_from_mb=0, chunk_rows=2000)
-            d["warehouse"]["dir"] = str(tmp_path / f"warehouse-{workers}")
-        edit_yaml(settings, setup)
-        run("-m", "etl", "--config", str(settings), "load-all", env={**os.environ, "CITYOPS_PII_KEY": "same-key"})
-        stores[workers] = load_config(settings).warehouse_dir / "etl.duckdb"
-    con = duckdb.connect()
-    con.execute(f"ATTACH '{stores[2]}' AS two (READ_ONLY)")
-    con.execute(f"ATTACH '{stores[0]}' AS one (READ_ONLY)")
-    tables = [t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'one'"
-                                        ).fetchall() if t != "etl_run"]
-    assert "fct_incident" in tables and "etl_quarantine" in tables
-    for table in tables:
-        columns = ", ".join(c for (c,) in con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE database_name = 'one' AND table_name = ?", [table]
-        ).fetchall() if c != "run_id")
-        for a, b in (("one", "two"), ("two", "one")):
-            extra = con.execute(f"SELECT count(*) FROM (SELECT {columns} FROM {a}.{table} EXCEPT ALL "
-                                f"SELECT {columns} FROM {b}.{table})").fetchall()[0][0]
-            assert extra == 0, f"{table}: {extra} rows only in {a}"
-    assert con.execute("SELECT count(*) FROM two.fct_sensor_reading").fetchall()[0][0] > 0
