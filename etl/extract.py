@@ -337,11 +337,38 @@ def _records_frames(records: Iterator[tuple], chunk_rows: int, position: Positio
 def _records_frame(pending: list[tuple], start: int) -> pd.DataFrame:
     records = [r for r, _ in pending]
     errors = [e or (None if isinstance(r, dict) else "record is not a JSON object") for r, e in pending]
-    frame = pd.json_normalize([r if isinstance(r, dict) else {} for r in records], sep=".")
-    frame = frame.astype("string")
+    frame = pd.DataFrame([_flat(r) if isinstance(r, dict) else {} for r in records]).astype("string")
     frame["_line"] = range(start, start + len(records))
     frame["_error"] = errors
     return frame
+
+
+def _flat(record: dict) -> dict:
+    """pd.json_normalize's flattening of one record, done here in one pass (json_normalize took 6.6 s of the 7.5 s
+    of reading 200k Open311 requests): a nested object's fields become 'a.b' fields after the record's own, and
+    win over an own field of the same name. A flat record is returned as it is."""
+    flat: dict = {}
+    nested = None
+    for key, value in record.items():
+        if isinstance(value, dict):
+            if nested is None:
+                nested = {}
+            _flatten_into(nested, f"{key}", value)
+        else:
+            flat[key] = value
+    if nested is None:
+        return record
+    flat.update(nested)
+    return flat
+
+
+def _flatten_into(out: dict, prefix: str, fields: dict) -> None:
+    for key, value in fields.items():
+        name = f"{prefix}.{key}" if prefix else f"{key}"
+        if isinstance(value, dict):
+            _flatten_into(out, name, value)
+        else:
+            out[name] = value
 
 
 def _json(path: Path, source, chunk_rows: int, position: Position) -> Iterator[pd.DataFrame]:
