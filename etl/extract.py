@@ -171,8 +171,7 @@ def _csv(path: Path, source, chunk_rows: int, position: Position) -> Iterator[pd
         table = _arrow_table(block, header, source, lines) if utf8 else None
         bad_lines: dict[int, str] = {}
         if table is None:
-            data, bad_lines = _utf8_repaired(block, first_line, source) if utf8 else _utf8_of(block, first_line,
-                                                                                                source)
+            data, bad_lines = (_utf8_repaired if utf8 else _utf8_of)(block, first_line, source)
             table = _arrow_table(data, header, source, lines)
             if table is None:
                 yield from _parse_rows(data.decode("utf-8"), header, first_line, bad_lines, source, chunk_rows,

@@ -100,7 +100,8 @@ def _stage_file(con, config, feed, path, locator, stage, outcome, progress, star
     """Every chunk checked, masked, located and appended to the run's staging tables, each in its own commit."""
     context = validate.Context(clock.now(config), locator, config.catalog, con)
     key = pii_key(config)
-    reading, shown = extract.Position(path.stat().st_size), extract.Position(path.stat().st_size)
+    size = path.stat().st_size
+    reading, shown = extract.Position(size), extract.Position(size)
     # The reader runs ahead: each chunk carries how far the file was read when it was made, for the progress line.
     chunks = read_ahead((raw, reading.done) for raw in extract.read(path, feed.source,
                                                                    config.settings.etl.chunk_rows, reading))

@@ -105,7 +105,7 @@ def _per_distinct(text: pd.Series, reasons: Reasons, convert) -> pd.Series:
         return convert(text, reasons)
     own = Reasons(len(distinct))
     values = convert(pd.Series(distinct, dtype=text.dtype), own)
-    reasons.add(own._failed[codes], lambda rows: own.values.to_numpy()[codes[rows]])
+    reasons.add(own.failed().to_numpy()[codes], lambda rows: own.values.to_numpy()[codes[rows]])
     return values.take(codes).set_axis(text.index)
 
 

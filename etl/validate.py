@@ -120,10 +120,11 @@ class Context:
         if self._ranges is None:
             metrics = self.catalog.thresholds.metrics
             metric = pd.concat([self._sensor_table()["metric"], pd.Series([None])], ignore_index=True)  # last: unknown
-            self._ranges = (metric.map({k: m.valid[0] for k, m in metrics.items()}).astype(float).fillna(-np.inf)
-                            .to_numpy(),
-                            metric.map({k: m.valid[1] for k, m in metrics.items()}).astype(float).fillna(np.inf)
-                            .to_numpy())
+
+            def bound(end: int, unbounded: float) -> np.ndarray:
+                return metric.map({k: m.valid[end] for k, m in metrics.items()}).astype(float) \
+                    .fillna(unbounded).to_numpy()
+            self._ranges = (bound(0, -np.inf), bound(1, np.inf))
         low, high = self._ranges
         row = np.where(sensor < 0, len(low) - 1, sensor)
         return low[row], high[row]
