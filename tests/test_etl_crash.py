@@ -206,7 +206,7 @@ def test_readers_see_the_old_or_the_new_generation_never_an_error(city, clean, t
         assert log["slowest"] < 5, (name, log["slowest"])
 
 
-def _kill_when(settings, trigger, tmp_path, hook: str = "") -> dict:
+def _kill_when(settings, trigger, tmp_path, hook: str = "", name: str = "") -> dict:
     """Run load-all and SIGKILL it as soon as trigger(elapsed seconds, stdout lines so far) is true.
     With `hook`, the loader runs `python -c hook` first (used to die at one exact instruction)."""
     args = ["-m", "etl"] if not hook else ["-c", hook + "\nimport runpy\nrunpy.run_module('etl', run_name='__main__')"]
@@ -228,7 +228,7 @@ def _kill_when(settings, trigger, tmp_path, hook: str = "") -> dict:
     errors = stderr.read()
     stderr.close()
     assert process.returncode == -signal.SIGKILL, (
-        f"the loader was not killed (exit {process.returncode}, trigger fired: {killed})\n"
+        f"{name}: the loader was not killed (exit {process.returncode}, trigger fired: {killed})\n"
         + "".join(lines) + errors[-3000:])
     return {"pid": process.pid, "lines": lines}
 
@@ -253,20 +253,27 @@ def test_kill_9_at_any_moment_loses_nothing(city, clean, tmp_path):
     first_counts = _counts(_reader(settings))
     staging = load_config(settings).warehouse_dir / "published" / ".gen-000002.tmp"
 
-    # trigger factories, each called as its load starts
+    # trigger factories, each called as its load starts. Moments are events of the load, not times: a fast
+    # machine finished the rest of the load-all before a kill at "3 s" came.
     def after(delay):
         return lambda: lambda elapsed, lines: elapsed >= delay
 
-    def mid_readings():
-        # the readings file starts right after the sensors line; kill a quarter into its clean duration (several
-        # chunks merged, and well before its end even if this run is faster than the clean one)
-        seen = {}
+    def into(feed, previous):
+        # `feed` starts right after `previous`'s line; kill a quarter into its clean duration (several chunks
+        # staged, and well before its end even if this run is faster than the clean one)
+        def factory():
+            seen = {}
 
-        def trigger(elapsed, lines):
-            if "at" not in seen and any(line.startswith("sensors ") for line in lines):
-                seen["at"] = elapsed
-            return "at" in seen and elapsed >= seen["at"] + seconds["sensor_readings"] / 4
-        return trigger
+            def trigger(elapsed, lines):
+                if "at" not in seen and any(line.startswith(previous + " ") for line in lines):
+                    seen["at"] = elapsed
+                return "at" in seen and elapsed >= seen["at"] + seconds[feed] / 4
+            return trigger
+        return factory
+
+    def between(previous):
+        # right after `previous` committed: the next load has begun, nothing of it is committed yet
+        return lambda: lambda elapsed, lines: any(line.startswith(previous + " ") for line in lines)
 
     def writing_generation():
         # the staging directory of the next generation, created by this run (a killed one may have left one)
@@ -279,12 +286,14 @@ def test_kill_9_at_any_moment_loses_nothing(city, clean, tmp_path):
                 return False
         return trigger
 
-    moments = [("0.5 s", after(0.5), ""), ("1.5 s", after(1.5), ""), ("mid-readings", mid_readings, ""),
-               ("3 s", after(3.0), ""), ("writing the new generation", writing_generation, ""),
+    moments = [("0.5 s", after(0.5), ""), ("mid-readings", into("sensor_readings", "sensors"), ""),
+               ("mid-hotline", into("hotline_12345", "sensor_readings"), ""),
+               ("between two loads", between("hotline_12345"), ""),
+               ("writing the new generation", writing_generation, ""),
                ("before the pointer flip", lambda: None, DIE_BEFORE_POINTER_FLIP)]
     left_running = {}
     for name, trigger, hook in moments:
-        killed = _kill_when(settings, trigger(), tmp_path, hook)
+        killed = _kill_when(settings, trigger(), tmp_path, hook, name)
         assert _published_files(settings) == published, f"killed at {name}: the published generation changed"
         assert _counts(_reader(settings)) == first_counts, f"killed at {name}"
         state = _writer_state(settings)
@@ -292,8 +301,8 @@ def test_kill_9_at_any_moment_loses_nothing(city, clean, tmp_path):
         runs = state["runs"]
         assert set(runs[runs.status == "running"].pid) <= {killed["pid"]}, runs
         left_running[name] = set(runs[runs.status == "running"].run_id)
-        if name == "mid-readings":
-            assert left_running[name], "the kill should have hit an open load transaction"
+        if name.startswith("mid-"):
+            assert left_running[name], f"killed at {name}: the kill should have hit an open load"
         if name == "writing the new generation":
             assert staging.exists() and (runs.status != "running").all(), "everything committed, not published"
 
