@@ -174,17 +174,29 @@ def _file_name(table: str) -> str:
     return table if table in MONTHLY else f"{table}.parquet"
 
 
-def _month_sql(table: str) -> str:
-    """A row's month in UTC. Microseconds since the epoch make the UTC wall time without a time-zone lookup:
-    0.21 s against timezone('UTC', ...)'s 0.51 s over 4M readings. (epoch_ms would round 23:59:59.9995 up.)"""
-    return f"coalesce(strftime(make_timestamp(epoch_us({MONTHLY[table]})), '%Y-%m'), 'none')"
+def _month_key_sql(table: str) -> str:
+    """A row's UTC month as the integer yyyymm (NULL without a time). Microseconds since the epoch make the UTC
+    wall time without a time-zone lookup (0.21 s against timezone('UTC', ...)'s 0.51 s over 4M readings; epoch_ms
+    would round 23:59:59.9995 up). An integer, not 'YYYY-MM' text: at 50M readings the fingerprints take 0.24 s
+    instead of 0.76 s and the partitioned write 4.4 s instead of 5.3 s."""
+    wall = f"make_timestamp(epoch_us({MONTHLY[table]}))"
+    return f"(year({wall}) * 100 + month({wall}))"
+
+
+def _month_name(key: int | None) -> str:
+    """A month's partition value: 'YYYY-MM', or 'none' for rows without a time."""
+    return "none" if key is None else f"{key // 100:04d}-{key % 100:02d}"
 
 
 def _write_monthly(con, table: str, staging: Path, previous: Path | None, before: dict) -> dict[str, list]:
     """Write a fact table as one file per month, linking the months whose fingerprint is unchanged from the
     previous generation; {month: [rows, fingerprint]}."""
-    now = {month: [rows, fingerprint] for month, rows, fingerprint in con.execute(
-        f"SELECT {_month_sql(table)}, count(*), sum(hash(t))::VARCHAR FROM {table} t GROUP BY 1").fetchall()}
+    key = _month_key_sql(table)
+    keys, now = {}, {}
+    for month, rows, fingerprint in con.execute(
+            f"SELECT {key}, count(*), sum(hash(t))::VARCHAR FROM {table} t GROUP BY 1").fetchall():
+        keys[_month_name(month)] = month
+        now[_month_name(month)] = [rows, fingerprint]
     (staging / table).mkdir()
     if not now:      # no rows: an empty file keeps the table's columns readable
         (staging / table / f"{PARTITION}=none").mkdir()
@@ -195,13 +207,30 @@ def _write_monthly(con, table: str, staging: Path, previous: Path | None, before
     todo = [month for month, value in now.items()
             if previous is None or before.get(month) != value
             or not _linked(previous / f"{part}{month}", staging / f"{part}{month}")]
-    if todo:       # months are 'YYYY-MM' or 'none', made by the query above: safe as literals (COPY takes no ?)
-        months = ", ".join(f"'{m}'" for m in todo if re.fullmatch(r"\d{4}-\d{2}|none", m))
-        con.execute(f"""COPY (SELECT *, {_month_sql(table)} AS {PARTITION} FROM {table} t
-                              WHERE {_month_sql(table)} IN ({months}))
-                        TO '{_sql_path(staging / table)}' (FORMAT parquet, COMPRESSION zstd,
-                                                           PARTITION_BY ({PARTITION}), OVERWRITE_OR_IGNORE)""")
+    if todo:
+        _write_months(con, table, staging, [keys[m] for m in todo])
     return now
+
+
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+
+
+def _write_months(con, table: str, staging: Path, months: list[int | None]) -> None:
+    """The rows of these months (yyyymm keys, None: no time), one directory per month named as _month_name says.
+    DuckDB names a partition by its value (month=202611; NULL: Hive's default partition): written aside, then moved
+    into place."""
+    key = _month_key_sql(table)
+    numbers = [int(m) for m in months if m is not None]     # ints from the fingerprint query (COPY takes no ?)
+    where = [f"{key} IN ({', '.join(map(str, numbers))})"] if numbers else []
+    where += [f"{MONTHLY[table]} IS NULL"] if None in months else []
+    aside = staging / f".{table}.months"
+    con.execute(f"""COPY (SELECT *, {key} AS {PARTITION} FROM {table} t WHERE {' OR '.join(where)})
+                    TO '{_sql_path(aside)}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({PARTITION}))""")
+    for written in aside.iterdir():
+        value = written.name.removeprefix(f"{PARTITION}=")
+        month = _month_name(None if value == HIVE_NULL else int(value))
+        os.rename(written, staging / table / f"{PARTITION}={month}")
+    aside.rmdir()
 
 
 def table_source(generation_dir: Path, table: str) -> str:
