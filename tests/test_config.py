@@ -161,3 +161,21 @@ def test_layer_id_must_match_file_name(config_copy):
     path = config_copy.parent / "layers" / "sensors.yaml"
     edit_yaml(path, lambda d: d.update(id="devices"))
     assert "expected the file name's stem 'sensors'" in _error(config_copy)
+
+
+def test_config_files_read_by_libyaml_are_read_as_by_pyyaml(tmp_path):
+    """Config files are parsed by libyaml (start-up speed): every shipped file must give what the Python parser gives,
+    and a broken file is still reported with the Python parser's message, line and column."""
+    from pathlib import Path
+
+    from core.config_files import read_yaml
+    root = Path(__file__).resolve().parent.parent
+    files = sorted(root.glob("config/**/*.yaml")) + sorted(root.glob("deployments/**/*.yaml"))
+    assert len(files) > 30
+    for path in files:
+        assert read_yaml(path) == yaml.safe_load(path.read_text(encoding="utf-8")), path
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("a: [1, 2\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        read_yaml(broken)
+    assert str(info.value) == f"{broken}: not valid YAML (line 2, column 1): expected ',' or ']', but got '<stream end>'"
