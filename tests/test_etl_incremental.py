@@ -246,8 +246,8 @@ def test_forced_reload_after_update_keeps_the_newer_versions(updated):
     _assert_accounting(again["runs"])
     # No index enforces these keys (core/schema.py key_index): every load so far kept them unique.
     reader = _reader(settings)
-    for table, key in (("fct_incident_status", "incident_id, status, changed_at"), ("fct_sensor_reading",
-                                                                                     "sensor_id, ts")):
+    for table, key in (("fct_incident", "incident_id"), ("fct_incident_status", "incident_id, status, changed_at"),
+                       ("fct_sensor_reading", "sensor_id, ts")):
         assert reader.rows(f"SELECT count(*) FROM (SELECT {key} FROM {table} GROUP BY ALL HAVING count(*) > 1)"
                            )[0][0] == 0, table
         assert reader.rows(f"SELECT count(*) FROM {table}")[0][0] > 0
