@@ -23,7 +23,6 @@ from core.schema import DDL, PUBLISHED_TABLES
 WRITER_DB = "etl.duckdb"
 PUBLISHED = "published"
 POINTER = "CURRENT"
-WRITER_MEMORY_LIMIT = "6GB"
 # Fact tables are published as one Parquet file per month of a time column (a hive partition `month=YYYY-MM`;
 # `none` where the time is missing), so a publish rewrites only the months whose rows changed and hard-links the
 # others: rewriting all of fct_incident and its history took 30 s after every small load at 10M incidents. The
@@ -41,13 +40,13 @@ class WarehouseBusy(Exception):
 
 
 @contextmanager
-def writer(warehouse_dir: Path):
+def writer(warehouse_dir: Path, memory_limit: str = "6GB"):
     warehouse_dir.mkdir(parents=True, exist_ok=True)
     try:
-        # A bounded buffer pool: beyond it DuckDB spills to etl.duckdb.tmp. Left at its default (80% of RAM), a
-        # big load's staging and merge would keep GiBs of blocks cached (ETL memory goal: 8 GiB in all). Not less:
-        # primary-key indexes never spill, and inserting 50M readings builds one of about 2.3 GB.
-        con = duckdb.connect(str(warehouse_dir / WRITER_DB), config={"memory_limit": WRITER_MEMORY_LIMIT})
+        # A bounded buffer pool (settings: warehouse.writer_memory_limit): beyond it DuckDB spills to
+        # etl.duckdb.tmp. Left at its default (80% of RAM), a big load's staging and merge would keep GiBs of blocks
+        # cached (ETL memory goal: 8 GiB in all).
+        con = duckdb.connect(str(warehouse_dir / WRITER_DB), config={"memory_limit": memory_limit})
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise WarehouseBusy(f"{warehouse_dir / WRITER_DB} is held by another ETL process") from None

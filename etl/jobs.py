@@ -115,7 +115,7 @@ def replay(config, feed_id: str, reason: str | None = None, report=print) -> pip
 def _session(config, report):
     """The writer, its abandoned runs marked, boundaries current; afterwards publish whatever readers lack
     (not only this batch's loads: see warehouse.unpublished)."""
-    with warehouse.writer(config.warehouse_dir) as con:
+    with warehouse.writer(config.warehouse_dir, config.settings.warehouse.writer_memory_limit) as con:
         pipeline.mark_abandoned(con)
         upgraded = derived.upgrade(con)
         session = Session(config, con)

@@ -179,3 +179,20 @@ def test_config_files_read_by_libyaml_are_read_as_by_pyyaml(tmp_path):
     with pytest.raises(ConfigError) as info:
         read_yaml(broken)
     assert str(info.value) == f"{broken}: not valid YAML (line 2, column 1): expected ',' or ']', but got '<stream end>'"
+
+
+def test_writer_memory_limit_is_checked_and_used(config_copy, tmp_path):
+    """The ETL writer's DuckDB buffer pool comes from settings; a value DuckDB would not read is refused at start-up."""
+    import duckdb
+
+    from etl import jobs
+    from tests.conftest import make_city
+    edit_yaml(config_copy, lambda d: d["warehouse"].update(writer_memory_limit="lots"))
+    message = _error(config_copy)
+    assert "key 'warehouse.writer_memory_limit'" in message and "'lots'" in message
+    settings, _ = make_city(tmp_path / "city")
+    edit_yaml(settings, lambda d: d["warehouse"].update(writer_memory_limit="1GB"))
+    expected = duckdb.connect(config={"memory_limit": "1GB"}).execute(
+        "SELECT current_setting('memory_limit')").fetchall()
+    with jobs._session(load_config(settings), lambda line: None) as session:
+        assert session.con.execute("SELECT current_setting('memory_limit')").fetchall() == expected
