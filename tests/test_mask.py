@@ -1,6 +1,8 @@
 """Personal data rules on single values: what each rule leaves, and that computing a rule once per distinct value
 (etl/mask.per_distinct) gives each row exactly what a row-by-row call would."""
 import hmac
+import random
+import re
 
 import pandas as pd
 import pytest
@@ -41,6 +43,27 @@ def test_phone_hash_is_the_keyed_hmac_of_the_last_11_digits():
     out = mask.phone_hash(pd.Series(["+86 136-7048-9106", "13670489106", "no number", None]), KEY).tolist()
     expected = hmac.new(KEY, b"13670489106", "sha256").hexdigest()[:24]
     assert out == [expected, expected, None, None]
+
+
+def _hmac_reference(value, key) -> str | None:
+    digits = re.sub(r"\D", "", value)[-11:] if isinstance(value, str) else ""
+    return hmac.new(key, digits.encode(), "sha256").hexdigest()[:24] if digits else None
+
+
+@pytest.mark.parametrize("key", [KEY, bytes(range(256)) * 2])       # a key longer than SHA-256's block is hashed
+def test_phone_hash_equals_hmac_new_for_every_kind_of_value(key):
+    """Each value gets exactly hmac.new's digest of its last 11 digits (any script's digits), in its own row, with
+    NA and non-text values None, for Python and Arrow strings alike."""
+    rng = random.Random(11)
+    numbers = [f"+86 1{rng.randint(3, 9)}{rng.randint(0, 10 ** 9 - 1):09d}" for _ in range(20_000)]
+    odd = ["１３６７０４８９１０６", "tel: 010-1234-5678 ext 9", "٠١٢٣٤٥٦٧٨٩٠", "", "   ", "no number", "123",
+           "12345678901234567890", None, float("nan"), pd.NA, 13670489106]
+    values = pd.Series(odd + numbers + odd + numbers[:1000], dtype=object)
+    assert mask.phone_hash(values, key).tolist() == [_hmac_reference(v, key) for v in values]
+    texts = values[values.map(lambda v: isinstance(v, str))].astype("string[pyarrow]")
+    assert mask.phone_hash(texts, key).tolist() == [_hmac_reference(v, key) for v in texts.tolist()]
+    assert mask.phone_hash(pd.Series([], dtype=object), key).tolist() == []
+    assert mask.phone_hash(pd.Series([None, None], dtype=object), key).tolist() == [None, None]
 
 
 def test_street_level_keeps_the_street_only():
