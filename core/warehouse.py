@@ -8,7 +8,6 @@ current generation.
 """
 import json
 import os
-import re
 import shutil
 import threading
 import time
