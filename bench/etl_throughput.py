@@ -266,15 +266,17 @@ def _num(value, fmt: str, width: int) -> str:
 
 def table(rows: list[dict], total: dict) -> str:
     head = (f"{'feed':<16} {'file':<24} {'rows':>11} {'floor s':>8} {'pipe s':>8} {'load s':>8} "
-            f"{'floor rows/s':>13} {'pipe rows/s':>12} {'ratio':>7} {'ratio load':>10} {'RSS MiB':>8} {'floor MiB':>9}")
+            f"{'floor rows/s':>13} {'pipe rows/s':>12} {'ratio':>7} {'ratio load':>10} {'x CTAS':>7} {'RSS MiB':>8} "
+            f"{'floor MiB':>9}")
     lines = [head, "-" * len(head)]
     for r in rows + [total]:
         ratio = f"{r['ratio']:>6.1f}x" if r.get("ratio") is not None else f"{'-':>7}"
         ratio_load = f"{r['ratio_load']:>9.1f}x" if r.get("ratio_load") is not None else f"{'-':>10}"
+        ratio_table = f"{r['ratio_table']:>6.1f}x" if r.get("ratio_table") is not None else f"{'-':>7}"
         lines.append(
             f"{r['feed']:<16} {r['file'][-24:]:<24} {_num(r['rows'], ',', 11)} {r['floor_s']:>8.2f} "
             f"{r['pipeline_s']:>8.2f} {_num(r.get('load_s'), '.2f', 8)} {r['floor_rows_per_s']:>13,.0f} "
-            f"{_num(r.get('pipeline_rows_per_s'), ',.0f', 12)} {ratio} {ratio_load} {r['rss_mib']:>8,.0f} "
+            f"{_num(r.get('pipeline_rows_per_s'), ',.0f', 12)} {ratio} {ratio_load} {ratio_table} {r['rss_mib']:>8,.0f} "
             f"{r['floor_rss_mib']:>9,.0f}" + (f"  {r['status']}" if r.get("status", "ok") != "ok" else ""))
     return "\n".join(lines)
 
