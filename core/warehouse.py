@@ -193,8 +193,8 @@ def _write_monthly(con, table: str, staging: Path, previous: Path | None, before
     keys, now = {}, {}
     for month, rows, fingerprint in con.execute(
             f"SELECT {key}, count(*), sum(hash(t))::VARCHAR FROM {table} t GROUP BY 1").fetchall():
-        keys[_month_name(month)] = month
-        now[_month_name(month)] = [rows, fingerprint]
+        name = _month_name(month)
+        keys[name], now[name] = month, [rows, fingerprint]
     (staging / table).mkdir()
     if not now:      # no rows: an empty file keeps the table's columns readable
         (staging / table / f"{PARTITION}=none").mkdir()
