@@ -4,6 +4,7 @@
 ConfigError naming the file, the key, the value and what was expected.
 """
 import os
+import re
 import zoneinfo
 from datetime import datetime
 from functools import cached_property
@@ -74,9 +75,16 @@ class City(Strict):
 class Warehouse(Strict):
     dir: Path
     keep_generations: int = Field(3, ge=2, le=100)
-    writer_memory_limit: str = Field("6GB", pattern=r"^[1-9][0-9]*(\.[0-9]+)?(MB|GB|MiB|GiB)$", description=(
+    writer_memory_limit: str = Field("6GB", description=(
         "DuckDB's buffer pool for the ETL writer; it spills past it. 4GB: 10M incidents and 50M readings load "
         "within 5.3 GiB instead of 6.4 GiB, about 5% slower (docs/PERFORMANCE.md)"))
+
+    @field_validator("writer_memory_limit")
+    @classmethod
+    def _size(cls, v: str) -> str:
+        if not re.fullmatch(r"[1-9][0-9]*(\.[0-9]+)?(MB|GB|MiB|GiB)", v):
+            raise ValueError("a size in MB or GB, such as 6GB or 512MB")
+        return v
 
 
 class Language(Strict):

@@ -189,7 +189,7 @@ def test_writer_memory_limit_is_checked_and_used(config_copy, tmp_path):
     from tests.conftest import make_city
     edit_yaml(config_copy, lambda d: d["warehouse"].update(writer_memory_limit="lots"))
     message = _error(config_copy)
-    assert "key 'warehouse.writer_memory_limit'" in message and "'lots'" in message
+    assert "key 'warehouse.writer_memory_limit'" in message and "'lots'" in message and "such as 6GB" in message
     settings, _ = make_city(tmp_path / "city")
     edit_yaml(settings, lambda d: d["warehouse"].update(writer_memory_limit="1GB"))
     expected = duckdb.connect(config={"memory_limit": "1GB"}).execute(
