@@ -181,6 +181,22 @@ def test_config_files_read_by_libyaml_are_read_as_by_pyyaml(tmp_path):
     assert str(info.value) == f"{broken}: not valid YAML (line 2, column 1): expected ',' or ']', but got '<stream end>'"
 
 
+def test_a_key_named_twice_is_refused_with_both_lines(tmp_path):
+    """YAML keeps a repeated key's last value without a word; a city's feed file must not lose its first mapping so.
+    Both parsers refuse it (libyaml first, then the Python parser for the message); a merge key may be overridden."""
+    from core.config_files import read_yaml
+    path = tmp_path / "feed.yaml"
+    path.write_text("id: hotline\nfields:\n  status: {from: state}\n  category: type\n  status: {from: status}\n",
+                    encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        read_yaml(path)
+    assert str(info.value) == (f"{path}: not valid YAML (line 5, column 3): key 'status' appears twice "
+                               "(first at line 3); expected each key once")
+    path.write_text("base: &b {tz: UTC, encoding: utf-8}\nfeed:\n  <<: *b\n  tz: Asia/Shanghai\n", encoding="utf-8")
+    assert read_yaml(path) == {"base": {"tz": "UTC", "encoding": "utf-8"},
+                               "feed": {"tz": "Asia/Shanghai", "encoding": "utf-8"}}
+
+
 def test_writer_memory_limit_is_checked_and_used(config_copy, tmp_path):
     """The ETL writer's DuckDB buffer pool comes from settings; a value DuckDB would not read is refused at start-up."""
     import duckdb
