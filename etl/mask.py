@@ -3,10 +3,14 @@
 Names are dropped, phone numbers become a keyed hash (repeat callers stay countable), addresses are cut to street
 level, and free text loses phone and ID-card numbers and e-mail addresses.
 """
+import functools
 import hashlib
 import re
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from core.schema import ENTITIES
 
@@ -34,26 +38,76 @@ def per_distinct(values: pd.Series, fn) -> pd.Series:
     return pd.Series(out, index=values.index, dtype=object)
 
 
-def phone_hash(values: pd.Series, key: bytes) -> pd.Series:
-    """HMAC-SHA256 of the number's last 11 digits, first 24 hex characters; None where there is no digit.
-    The key's pads are hashed once and copied per value: the same digest as hmac.new, 3x faster."""
-    inner, outer = _hmac_pads(key)
-    nondigit = NON_DIGIT.sub
+# Masking in Arrow. RE2 (Arrow's regex engine) reads \d, \s, \w and \b as ASCII and has no look-behind, so each
+# function below does in Arrow only what RE2 can do exactly as Python's re does, with character classes built from
+# Python's own tables, and sends every other value through the Python function, which stays the definition.
+# Per 250k demo hotline rows: phone hashes 0.31 -> 0.20 s (the hashing itself is left), street cuts 0.30 -> 0.11 s;
+# scrubbing stays 0.17 s (texts with digits there all hold a number to scrub, which takes look-behinds).
 
-    def one(v):
-        if not isinstance(v, str):
-            return None
-        digits = nondigit("", v)[-11:]
-        if not digits:
-            return None
+@functools.cache
+def python_class(pattern: str) -> str:
+    r"""An RE2 character class holding exactly the code points Python's re matches with `pattern`, one character
+    such as r"\d" or r"\s" (Unicode-wide in Python). Built once per process (about 0.05 s)."""
+    points = [m.start() for m in re.finditer(pattern, _ALL_CHARACTERS())]
+    ranges, first = [], None
+    for i, point in enumerate(points):
+        first = point if first is None else first
+        if i + 1 == len(points) or points[i + 1] != point + 1:
+            ranges.append(f"\\x{{{first:x}}}" + ("" if first == point else f"-\\x{{{point:x}}}"))
+            first = None
+    return "[" + "".join(ranges) + "]"
+
+
+def _ALL_CHARACTERS() -> str:
+    return "".join(map(chr, range(0x110000)))
+
+
+def _arrow(values: pd.Series) -> pa.Array:
+    """The texts as Arrow strings; a value that is not text is null here (phone_hash gives it None, and the Python
+    function sees it as before)."""
+    if values.dtype == object:
+        values = values.where(values.map(lambda v: isinstance(v, str)), None)
+    return pa.array(values, pa.large_string())
+
+
+def _flags(condition: pa.Array) -> np.ndarray:
+    return pc.fill_null(condition, False).to_numpy(zero_copy_only=False)
+
+
+def _completed(values: pd.Series, out: np.ndarray, done: np.ndarray, fn) -> pd.Series:
+    """out where `done`, fn per distinct value at the other rows with a value, None where missing."""
+    rest = ~done & values.notna().to_numpy()
+    if rest.any():
+        out[rest] = per_distinct(values[rest], fn).to_numpy()
+    return pd.Series(out, index=values.index, dtype=object)
+
+
+def digits(arrow: pa.Array) -> pa.Array:
+    """Each text's digits, any script's (Python's \\d): with RE2's ASCII class where the text is ASCII, 8x faster
+    than the class of every script's digits."""
+    kept = pc.replace_substring_regex(arrow, "[^0-9]+", "")
+    wide = _flags(pc.invert(pc.string_is_ascii(arrow)))
+    if wide.any():
+        other = pc.replace_substring_regex(arrow.filter(wide), "[^" + python_class(r"\d")[1:] + "+", "")
+        kept = pc.replace_with_mask(kept, pa.array(wide), other)
+    return kept
+
+
+def phone_hash(values: pd.Series, key: bytes) -> pd.Series:
+    """HMAC-SHA256 of the number's last 11 digits, first 24 hex characters; None where there is no digit. Each
+    distinct number is hashed once, with the key's pads hashed once and copied: the same digest as hmac.new, 3x
+    faster."""
+    inner, outer = _hmac_pads(key)
+    numbers = pc.utf8_slice_codeunits(digits(_arrow(values)), start=-11).dictionary_encode()
+
+    def one(number: str):
         h, o = inner.copy(), outer.copy()
-        h.update(digits.encode())
+        h.update(number.encode())
         o.update(h.digest())
         return o.hexdigest()[:24]
-    return per_distinct(values, one)
-
-
-NON_DIGIT = re.compile(r"\D")
+    hashed = np.array([one(v) if v else None for v in numbers.dictionary.to_pylist()] + [None], dtype=object)
+    codes = pc.fill_null(numbers.indices, len(numbers.dictionary)).to_numpy(zero_copy_only=False)
+    return pd.Series(hashed[codes], index=values.index, dtype=object)
 
 
 def _hmac_pads(key: bytes):
@@ -63,13 +117,37 @@ def _hmac_pads(key: bytes):
     return hashlib.sha256(bytes(b ^ 0x36 for b in key)), hashlib.sha256(bytes(b ^ 0x5C for b in key))
 
 
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def street_text(v: str) -> str:
+    """The street an address lies on: a Chinese address up to its street (else without numbers), an English one
+    without its house number and unit."""
+    if CJK.search(v):
+        m = STREET_ZH.match(v)
+        return m.group(1) if m else DIGITS_ZH.sub("", v).strip()
+    return UNIT_EN.sub("", HOUSE_NUMBER_EN.sub("", v)).strip(" ,")
+
+
 def street_level(values: pd.Series) -> pd.Series:
-    def one(v: str):
-        if re.search(r"[\u4e00-\u9fff]", v):
-            m = STREET_ZH.match(v)
-            return m.group(1) if m else DIGITS_ZH.sub("", v).strip()
-        return UNIT_EN.sub("", HOUSE_NUMBER_EN.sub("", v)).strip(" ,")
-    return per_distinct(values, one)
+    """street_text of each value. In Arrow: Chinese addresses that name a street, and English ones in ASCII
+    (where RE2's \\b and \\w are Python's)."""
+    arrow = _arrow(values)
+    out = np.full(len(values), None, dtype=object)
+    done = np.zeros(len(values), dtype=bool)
+    chinese = _flags(pc.match_substring_regex(arrow, r"[\x{4e00}-\x{9fff}]"))
+    if chinese.any():
+        street = pc.struct_field(pc.extract_regex(arrow.filter(chinese), "^(?P<s>" + STREET_ZH.pattern[2:]), [0])
+        rows = np.flatnonzero(chinese)[_flags(pc.is_valid(street))]
+        out[rows], done[rows] = street.drop_null().to_numpy(zero_copy_only=False), True
+    english = ~chinese & _flags(pc.string_is_ascii(arrow))
+    if english.any():
+        space = python_class(r"\s")
+        text = pc.replace_substring_regex(arrow.filter(english),
+                                          f"^{space}*[0-9]+[A-Za-z]?(?:[-/][0-9]+[A-Za-z]?)?{space}+", "")
+        text = pc.replace_substring_regex(text, rf"(?i)\b(?:apt|apartment|unit|suite|ste|#){space}*[A-Za-z0-9_-]+", "")
+        out[english], done[english] = pc.utf8_trim(text, " ,").to_numpy(zero_copy_only=False), True
+    return _completed(values, out, done, street_text)
 
 
 NEEDS_SCRUB = re.compile(r"[\d@]")   # each pattern needs a digit (any script, as \d) or an @: most texts have neither
@@ -83,7 +161,10 @@ def scrub_text(v: str) -> str:
 
 
 def scrub(values: pd.Series) -> pd.Series:
-    return per_distinct(values, scrub_text)
+    """scrub_text of each value; texts without a digit or an @ (found by Arrow) are kept as they are."""
+    arrow = _arrow(values)
+    clean = _flags(pc.invert(pc.match_substring_regex(arrow, python_class(r"\d")[:-1] + "@]")))
+    return _completed(values, arrow.to_numpy(zero_copy_only=False), clean, scrub_text)
 
 
 def apply(frame: pd.DataFrame, personal, key: bytes, premasked: bool = False) -> pd.DataFrame:

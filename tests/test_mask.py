@@ -70,3 +70,47 @@ def test_street_level_keeps_the_street_only():
     addresses = pd.Series(["湖滨市北湾区中港街道357号24栋104室", "12B Main St Apt 4", None])
     out = mask.street_level(addresses).tolist()
     assert out == ["湖滨市北湾区中港街道", "Main St", None]
+
+
+def _fuzz(rng: random.Random, alphabet: str, n: int, longest: int = 24) -> list[str]:
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, longest))) for _ in range(n)]
+
+
+# Characters on which RE2 (Arrow's regex engine, ASCII \d, \s, \w and \b) and Python's re differ, or where the rules
+# turn: other scripts' digits and spaces, the long s and Kelvin sign (which Python's IGNORECASE folds to s and k),
+# line breaks (no `.` crosses them), and each rule's own letters and signs.
+EDGES = "0123456789０９٠٩߀ \t\n\v\f\r\x1c\x85\xa0\u3000ſKkK-/#,.@_"
+STREET_ALPHABET = EDGES + "AaBbPpTtUuNnIiSsEeMm" + "湖滨市中港街道镇乡大路巷号栋幢座楼层室单元户"
+ADDRESSES = ["湖滨市北湾区中港街道357号24栋104室", "湖滨市新区88号3栋", "12B Main St Apt 4", " 7-9 Elm St, Unit 3A ,",
+             "APT 5 Ocean Ave", "1 Suite#12 Rd", "ſte 4 Park Ln", "40 Kent St unit 2", "١٢ Main St", "12\x1cMain St",
+             "INTERSECTION of Boylston St & Tremont St", "12 Main St\nApt 4", "湖滨市\n中港街道1号", "", " ", "#"]
+
+
+def test_street_level_in_arrow_equals_the_python_rule():
+    """Arrow cuts Chinese addresses that name a street and ASCII English ones, the Python rule the rest: every value
+    must get exactly what street_text gives it, for Python and Arrow strings alike."""
+    texts = ADDRESSES + _fuzz(random.Random(7), STREET_ALPHABET, 30_000)
+    expected = [mask.street_text(t) for t in texts]
+    for values in (pd.Series(texts + [None], dtype=object), pd.Series(texts + [None], dtype="string[pyarrow]")):
+        assert mask.street_level(values).tolist() == expected + [None]
+
+
+def test_scrub_in_arrow_equals_the_python_rule():
+    """Texts without any script's digit or an @ are passed by Arrow untouched; the rest are scrubbed in Python."""
+    rng = random.Random(5)
+    texts = _fuzz(rng, EDGES + "abc电话身份证号", 20_000, longest=30) + [
+        "联系电话13670489106", "身份证号330110199104301904", "no digit at all", "٣" * 11, "a@b.cn", "＠"]
+    texts += ["".join(rng.choice("0123456789") for _ in range(rng.randint(7, 18))) for _ in range(5_000)]
+    expected = [mask.scrub_text(t) for t in texts]
+    for values in (pd.Series(texts + [None], dtype=object), pd.Series(texts + [None], dtype="string[pyarrow]")):
+        assert mask.scrub(values).tolist() == expected + [None]
+
+
+def test_arrow_classes_hold_exactly_pythons_digits_and_spaces():
+    """Built from Python's own tables: a character is in the RE2 class exactly when Python's re matches it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    characters = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    for pattern in (r"\d", r"\s"):
+        in_arrow = pc.match_substring_regex(pa.array(characters), mask.python_class(pattern)).to_pylist()
+        assert [c for c, hit in zip(characters, in_arrow) if hit] == [c for c in characters if re.match(pattern, c)]
