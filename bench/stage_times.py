@@ -43,7 +43,7 @@ from demo_city.generate import Params
 _totals: dict[str, float] = {}
 _calls: dict[str, int] = {}
 _local = threading.local()       # each thread's stack of [name, started, child_seconds]
-OVERLAPPED = " (read-ahead thread, overlapped)"
+OVERLAPPED = " (own thread, overlapped)"
 
 
 def _stack() -> list[list]:

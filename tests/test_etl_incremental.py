@@ -152,6 +152,28 @@ def test_forced_reload_changes_no_row(first, reloaded):
     _assert_accounting(forced["runs"])
 
 
+def test_a_loaded_file_under_a_new_name_is_unchanged(city, reloaded):
+    """A new path is hashed while it loads, and found unchanged before its merge: nothing written, nothing run."""
+    import hashlib
+    import shutil
+    settings, city_dir = city
+    _, before = reloaded
+    original = city_dir / "services" / "service_cases.csv"
+    copy = original.with_name("service_cases_resent.csv")
+    shutil.copyfile(original, copy)
+    try:
+        printed = _etl(settings).stdout
+        after = _state(settings)
+    finally:
+        copy.unlink()
+    line = next(x for x in printed.splitlines() if copy.name in x)
+    assert " unchanged " in line, printed
+    assert after["generation"] == before["generation"] and len(after["runs"]) == len(before["runs"]), printed
+    assert after["counts"] == before["counts"] and after["checksums"] == before["checksums"]
+    runs = before["runs"][(before["runs"].file == str(original)) & (before["runs"].status == "ok")]
+    assert set(runs.file_sha256) == {hashlib.sha256(original.read_bytes()).hexdigest()}, runs
+
+
 @pytest.fixture(scope="module")
 def updated(city, reloaded):
     """A later hotline export (cases that moved on + new cases), loaded; the clock moves past its horizon."""
