@@ -1,5 +1,7 @@
 """Parsing numbers and mapping values, the two steps of etl/transform done in Arrow: the results must be those of
 pandas' own to_numeric and Series.map (what the ETL used before, and what the quarantine reasons were built on)."""
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -111,3 +113,35 @@ def test_repeated_values_are_converted_once_with_the_same_results_and_reasons(ca
         assert reasons.str.contains("daylight-saving").any() == (tz == "Europe/Berlin")
         assert reasons.str.startswith("unparseable ts").any() and reasons.str.startswith("not a number in value").any()
     assert parsed == [len(hours) - 1, n] * 2     # once per distinct text ("" and None are both missing), then row by row
+
+
+@pytest.mark.parametrize("fmt, tz, dst", [
+    ("%Y-%m-%d %H:%M:%S", "Asia/Shanghai", "quarantine"),
+    ("%Y-%m-%d %H:%M:%S", "Europe/Berlin", "quarantine"),
+    ("%m/%d/%Y %I:%M:%S %p", "America/New_York", "shift"),
+    ("%Y-%m-%d %H:%M:%S.%f", "America/New_York", "quarantine"),
+])
+def test_formatted_times_are_each_texts_own_parse(fmt, tz, dst, monkeypatch):
+    """A column parsed at once (on numpy arrays) gives every row what parsing its text alone gives, and what the
+    general path (Series assignment, kept for formats with an offset) gives: the value in UTC, NaT and the DST or
+    unparseable reason, whatever rows are missing around it."""
+    rng = np.random.default_rng(3)
+    stamps = pd.Timestamp("2025-03-01") + pd.to_timedelta(rng.integers(0, 300 * 86400, 400), unit="s")
+    texts = [t.strftime(fmt) for t in stamps] + [
+        pd.Timestamp("2025-03-30 02:30").strftime(fmt), pd.Timestamp("2025-10-26 02:30").strftime(fmt),
+        pd.Timestamp("2025-03-09 02:30").strftime(fmt), pd.Timestamp("2025-11-02 01:30").strftime(fmt),
+        "2025-02-30 00:00:00", "2025-2-3 1:02:03", "2025-02-28 23:59:60", "02/30/2025 01:00:00 AM", "x", ""]
+    values = pd.Series([t if i % 7 else None for i, t in enumerate(texts)], dtype=transform.STRING)
+    reasons = transform.Reasons(len(values))
+    got = transform._timestamps(values, reasons, fmt, tz, "t", dst)
+    for i, text in enumerate(values):
+        one = transform.Reasons(1)
+        alone = transform._timestamps(pd.Series([text], dtype=transform.STRING), one, fmt, tz, "t", dst)
+        assert (got.iloc[i] is pd.NaT and alone.iloc[0] is pd.NaT) or got.iloc[i] == alone.iloc[0], (text, got.iloc[i])
+        assert reasons.values.iloc[i] == one.values.iloc[0], text
+    assert got.dtype == "datetime64[us, UTC]" and got.isna().sum() > len(values) // 7
+    monkeypatch.setattr(transform, "OFFSET_DIRECTIVE", re.compile(""))       # every format: the general path
+    general = transform.Reasons(len(values))
+    assert transform._timestamps(values, general, fmt, tz, "t", dst).equals(got)
+    assert general.values.tolist() == reasons.values.tolist()
+    assert any("daylight-saving" in str(r) for r in general.values) == (tz != "Asia/Shanghai" and dst == "quarantine")
