@@ -353,3 +353,25 @@ def test_previous_same_incident_is_kept_through_the_loads(updated):
             district_id ORDER BY created_at, incident_id) FROM fct_incident WHERE caller_hash IS NOT NULL"""))
     assert stored == {k: full.get(k) for k in stored}
     assert sum(v is not None for v in stored.values()) > 100
+
+
+def test_a_file_that_cannot_be_hashed_to_the_end_fails_its_load_clearly(tmp_path, monkeypatch):
+    """The hash of a new path is computed by a thread while the file loads; when that read fails (the file moved
+    away mid-load), the load fails with the file and the reason, the run log says so, and nothing is merged."""
+    import errno
+
+    from etl import jobs, pipeline
+    settings, city_dir = make_city(tmp_path)
+    path = city_dir / "services" / "service_cases.csv"
+
+    def unreadable(p):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(p))
+    monkeypatch.setattr(pipeline, "file_sha256", unreadable)
+    config = load_config(settings)
+    outcome = jobs.load_one(config, "service_cases", path, report=lambda line: None)
+    assert outcome.status == "failed"
+    assert outcome.error == (f"{path}: could not be read to the end (No such file or directory); "
+                             "expected the file to stay in place while it loads"), outcome.error
+    runs = _reader(settings).df("SELECT feed_id, status, error, rows_inserted FROM etl_run WHERE feed_id = 'service_cases'")
+    assert runs.status.tolist() == ["failed"] and runs.error.tolist() == [outcome.error], runs
+    assert _reader(settings).rows("SELECT count(*) FROM fct_service_case")[0][0] == 0
