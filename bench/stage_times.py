@@ -116,6 +116,8 @@ STAGES = {
     ("etl.merge", "merge_staged"): "final: merge (UPDATE + INSERT)",
     ("etl.merge", "_history"): "final: status history (INSERT OR IGNORE)",
     ("etl.merge", "_count"): "final: counts (anti join, join)",
+    ("etl.derived", "callers"): "final: callers of the merged incidents",
+    ("etl.derived", "refresh_previous_same"): "final: previous_same_at (repeat complaints)",
     ("etl.pipeline", "commit_run"): "final: run log + COMMIT",
     ("etl.pipeline", "_process_chunk"): "chunk glue (reset_index, Reasons, filters)",
     ("etl.pipeline", "file_sha256"): "file sha256",

@@ -82,8 +82,8 @@ def merge_staged(con, rows: str, batch: str, entity_name: str, columns: list[str
     counts["merged"] = total - counts["inserted"] - counts["updated"]
     if entity_name == "incidents":
         _history(con, rows)
-        callers = derived.callers(con, batch, columns)
         empty = not _count(con, f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT 1)")
+        callers = None if empty else derived.callers(con, batch, columns)
     names = ", ".join(columns)
     if counts["updated"]:
         assignments = ", ".join(f"{c} = b.{c}" for c in columns if c not in key)
