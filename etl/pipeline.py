@@ -114,6 +114,7 @@ class Digest:
     readings the 2 GB file took 2.0 s of the main thread's 42 s before). Given when already known."""
 
     def __init__(self, path: Path, known: str | None = None):
+        self._path = path
         self._result: list = [known] if known else []
         self._thread = None if known else threading.Thread(target=self._compute, args=(path,), daemon=True,
                                                             name="etl-sha256")
@@ -130,7 +131,7 @@ class Digest:
         if self._thread:
             self._thread.join()
         if isinstance(self._result[0], OSError):
-            raise FeedError(f"{self._result[0].filename}: could not be read to the end "
+            raise FeedError(f"{self._path}: could not be read to the end "
                             f"({self._result[0].strerror}); expected the file to stay in place while it loads")
         return self._result[0]
 
