@@ -11,6 +11,7 @@ import gzip
 import io
 import json
 import re
+import sys
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -256,19 +257,39 @@ def _arrow_table(data: bytes, header, source, lines: int) -> pa.Table | None:
     usual case; then a row's line is the block's first line plus its index. None when that does not hold: bytes
     that are not UTF-8, a ragged row, a blank line or a record spanning lines (fewer rows than lines)."""
     width = len(header)
-    ragged = []
+    ragged = _Ragged()
     try:
         table = pa_csv.read_csv(
             pa.py_buffer(data),
             read_options=pa_csv.ReadOptions(column_names=[f"f{i}" for i in range(width)]),
             # Without a quote no value can hold a newline, and pyarrow then splits rows twice as fast.
             parse_options=pa_csv.ParseOptions(delimiter=source.delimiter, newlines_in_values=b'"' in data,
-                                              invalid_row_handler=lambda row: ragged.append(row) or "skip"),
+                                              invalid_row_handler=ragged),
             convert_options=pa_csv.ConvertOptions(column_types={f"f{i}": pa.string() for i in range(width)},
                                                   strings_can_be_null=False, quoted_strings_can_be_null=False))
     except pa.ArrowInvalid:
         return None
     return None if ragged or table.num_rows != lines else table
+
+
+class _Ragged(list):
+    """pyarrow's invalid_row_handler: notes each row with the wrong number of fields and skips it."""
+
+    def __call__(self, row) -> str:
+        self.append(row)
+        return "skip"
+
+
+def _unraisable(report, passed_on=sys.unraisablehook) -> None:
+    """pyarrow decodes a ragged row's text before it calls _Ragged; when the row's bytes are not UTF-8 that fails
+    inside pyarrow, which prints 'Exception ignored' and a traceback on stderr, then refuses the block. The block's
+    bad lines are then repaired and read again (a broken row keeps its reason in quarantine): that report alone is
+    dropped, any other is passed on."""
+    if not (isinstance(report.object, _Ragged) and isinstance(report.exc_value, UnicodeDecodeError)):
+        passed_on(report)
+
+
+sys.unraisablehook = _unraisable
 
 
 def _arrow_frame(table, start, chunk_rows, header, first_line, bad_lines, reached) -> pd.DataFrame:

@@ -320,3 +320,19 @@ def test_progress_on_a_terminal_updates_one_line(small_chunks):
     assert updates[-1][1] == "100.0" and "\n" not in text and "progress " not in text, repr(text)
     assert text.endswith("\r\x1b[K"), "the progress line is cleared when the load ends"
     assert b" ok " in stdout
+
+
+def test_a_ragged_row_of_bad_bytes_is_quarantined_without_noise_on_stderr(tmp_path):
+    """pyarrow fails to decode such a row for its ragged-row handler and reports it on stderr as an ignored
+    exception with a traceback; the load must say nothing of the kind, and the row must reach quarantine."""
+    settings, city = make_city(tmp_path)
+    source = city / "incidents" / "hotline_12345.csv"
+    with open(source, "rb") as fh:
+        head = fh.readline() + fh.readline()
+    broken = city / "incidents" / "hotline_12345_broken.csv"
+    broken.write_bytes(head + b"BRK-1,\xff\xfe not text\n")
+    result = _etl(settings, "load", "--feed", FEED, str(broken))
+    assert "Exception ignored" not in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert "read=2 inserted=1" in result.stdout and "quarantined=1" in result.stdout, result.stdout
+    rows = _quarantine(settings)
+    assert rows[rows.file == str(broken)].reason.tolist() == ["expected 18 fields, got 2"]
