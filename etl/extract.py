@@ -14,6 +14,7 @@ import re
 import sys
 import zlib
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +23,11 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from core.errors import FeedError
-from etl import jsonstream
+from etl import json_array, jsonstream, jsontext
 
 CHUNK_BYTES = 64 << 20
 GZIP_MAGIC = b"\x1f\x8b"
+TRAILING_WHITESPACE = 4096     # a comma this far before the block's end is checked with what follows it
 
 
 class Position:
@@ -357,7 +359,7 @@ def _records_frames(records: Iterator[tuple], chunk_rows: int, position: Positio
 def _records_frame(pending: list[tuple], start: int) -> pd.DataFrame:
     records = [r for r, _ in pending]
     errors = [e or (None if isinstance(r, dict) else "record is not a JSON object") for r, e in pending]
-    frame = pd.DataFrame([_flat(r) if isinstance(r, dict) else {} for r in records]).astype("string")
+    frame = pd.DataFrame([_texts(_flat(r)) if isinstance(r, dict) else {} for r in records], dtype="string")
     frame["_line"] = range(start, start + len(records))
     frame["_error"] = errors
     return frame
@@ -382,6 +384,12 @@ def _flat(record: dict) -> dict:
     return flat
 
 
+def _texts(record: dict) -> dict:
+    """A flat record's values as the frame's texts (etl/jsontext.py)."""
+    return {key: value if value is None or type(value) is str else jsontext.text(value)
+            for key, value in record.items()}
+
+
 def _flatten_into(out: dict, prefix: str, fields: dict) -> None:
     for key, value in fields.items():
         name = f"{prefix}.{key}" if prefix else f"{key}"
@@ -392,7 +400,55 @@ def _flatten_into(out: dict, prefix: str, fields: dict) -> None:
 
 
 def _json(path: Path, source, chunk_rows: int, position: Position) -> Iterator[pd.DataFrame]:
-    yield from _records_frames(_json_records(path, source, source.records_path, position), chunk_rows, position)
+    done = 0
+    if _is_record_array(path, source):
+        try:
+            yield from _duckdb_frames(path, chunk_rows, position)
+            return
+        except json_array.Unsupported as exc:
+            done = exc.done
+    records = islice(_json_records(path, source, source.records_path, position), done, None)
+    yield from _records_frames(records, chunk_rows, position, offset=done)
+
+
+def _is_record_array(path: Path, source) -> bool:
+    """Whether DuckDB may read the file (etl/json_array.py): UTF-8, the document itself an array, and no comma
+    before a closing bracket anywhere (DuckDB's parser allows one in an object, Python's does not)."""
+    if source.records_path or codecs.lookup(source.encoding).name != "utf-8":
+        return False
+    try:
+        with open_binary(path) as binary:
+            block = binary.read(CHUNK_BYTES)
+            if block.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] != b"[":
+                return False
+            while block:
+                tail = binary.read(CHUNK_BYTES)
+                if json_array.has_trailing_comma(block + tail[:TRAILING_WHITESPACE]):
+                    return False
+                block = tail
+    except (OSError, EOFError, zlib.error):
+        return False            # the Python reader reports it
+    return True
+
+
+def _duckdb_frames(path: Path, chunk_rows: int, position: Position) -> Iterator[pd.DataFrame]:
+    """DuckDB's frames; progress is the share of the document the records read so far would take as compact
+    JSON, so it runs behind for an indented document and catches up at the end."""
+    with open(path, "rb") as fh:
+        compressed = fh.read(2) == GZIP_MAGIC
+        document = _gzip_size(fh, position.size) if compressed else position.size
+    def reached(size: int | None) -> None:
+        position.share(1.0 if size is None else size / max(document, 1))
+    yield from json_array.frames(path, chunk_rows, compressed, reached)
+
+
+def _gzip_size(fh, stored: int) -> int:
+    """About the decompressed size of a gzip file: its trailer holds it modulo 4 GiB (of its last member only)."""
+    fh.seek(-4, io.SEEK_END)
+    size = int.from_bytes(fh.read(4), "little")
+    while size < stored:
+        size += 1 << 32
+    return size
 
 
 def _jsonl(path: Path, source, chunk_rows: int, position: Position) -> Iterator[pd.DataFrame]:
@@ -403,7 +459,7 @@ def _jsonl(path: Path, source, chunk_rows: int, position: Position) -> Iterator[
                     continue
                 position.done = min(_stored_offset(binary), position.size)
                 try:
-                    yield json.loads(line), None
+                    yield jsontext.loads(line), None
                 except json.JSONDecodeError as exc:
                     yield {}, f"not valid JSON: {exc.msg}"
     yield from _records_frames(records(), chunk_rows, position, offset=1)

@@ -3,11 +3,13 @@
 `json.load` of a 1.3 GB Open311 export held about 5 GiB of Python objects before the first record was checked.
 This reader walks the document text with `json.JSONDecoder.raw_decode`: objects on the way to the records array
 (`records_path`, dotted) are scanned key by key, other keys' values are decoded and dropped, and each element of
-the array is decoded on its own. Elements are the same Python objects `json.load` gives. Errors name the line and
-column in the whole document, as `json.load` does.
+the array is decoded on its own. Elements are the Python objects `json.load` gives, but with numbers as
+jsontext.Number texts. Errors name the line and column in the whole document, as `json.load` does.
 """
 import json
 from collections.abc import Iterator
+
+from etl import jsontext
 
 READ_CHARS = 1 << 20
 WHITESPACE = " \t\n\r"
@@ -34,7 +36,7 @@ class _Text:
         self.lines_before = 0          # newlines before the window
         self.line_start = 0            # offset in the document where the line the window starts in begins
         self.eof = False
-        self.decoder = json.JSONDecoder()
+        self.decoder = jsontext.DECODER
 
     def _more(self) -> bool:
         if self.eof:
