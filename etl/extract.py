@@ -27,7 +27,6 @@ from etl import json_array, jsonstream, jsontext
 
 CHUNK_BYTES = 64 << 20
 GZIP_MAGIC = b"\x1f\x8b"
-TRAILING_WHITESPACE = 4096     # a comma this far before the block's end is checked with what follows it
 
 
 class Position:
@@ -412,23 +411,14 @@ def _json(path: Path, source, chunk_rows: int, position: Position) -> Iterator[p
 
 
 def _is_record_array(path: Path, source) -> bool:
-    """Whether DuckDB may read the file (etl/json_array.py): UTF-8, the document itself an array, and no comma
-    before a closing bracket anywhere (DuckDB's parser allows one in an object, Python's does not)."""
+    """Whether DuckDB may read the file (etl/json_array.py): UTF-8, and the document itself an array."""
     if source.records_path or codecs.lookup(source.encoding).name != "utf-8":
         return False
     try:
         with open_binary(path) as binary:
-            block = binary.read(CHUNK_BYTES)
-            if block.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] != b"[":
-                return False
-            while block:
-                tail = binary.read(CHUNK_BYTES)
-                if json_array.has_trailing_comma(block + tail[:TRAILING_WHITESPACE]):
-                    return False
-                block = tail
+            return binary.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"["
     except (OSError, EOFError, zlib.error):
         return False            # the Python reader reports it
-    return True
 
 
 def _duckdb_frames(path: Path, chunk_rows: int, position: Position) -> Iterator[pd.DataFrame]:
