@@ -27,11 +27,13 @@ from etl import jsontext
 _SOURCE = "read_json($path, format='array', compression=$compression, {})"
 _RECORDS = _SOURCE.format("records=false, columns={'json': 'JSON'}")
 _FIRST_KEYS = f"SELECT json_keys(json) FROM {_RECORDS} LIMIT 1"
-_OTHER_KEYS = f"SELECT 1 FROM {_RECORDS} WHERE json_keys(json) IS DISTINCT FROM $keys LIMIT 1"
+# Each record's values at the first record's keys, and whether it has exactly those keys (then nothing is left out).
+_PATHS = ("FROM (SELECT json_keys(json) IS NOT DISTINCT FROM $keys AS same, "
+          f"json_extract(json, $paths) AS e FROM {_RECORDS})")
+_MAPS = ("SELECT json FROM " + _SOURCE.format("records=false, columns={'json': 'MAP(VARCHAR, JSON)'}")
+         + " OFFSET $skip")
 _FIRST_OBJECT_KEYS = "SELECT json_keys(v) FROM objects LIMIT 1"
 _OTHER_OBJECT_KEYS = "SELECT 1 FROM objects WHERE json_keys(v) IS DISTINCT FROM $keys LIMIT 1"
-_COLUMNS = "SELECT * FROM " + _SOURCE.format("records=true, columns=$columns")
-_MAPS = "SELECT json FROM " + _SOURCE.format("records=false, columns={'json': 'MAP(VARCHAR, JSON)'}")
 _OBJECT = "CAST(v::JSON AS MAP(VARCHAR, JSON))"
 # A value that is neither a string, an object nor a list must be a JSON number or constant as Python reads them.
 _SCALAR = r"^(-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?|true|false|null|NaN|-?Infinity)$"
@@ -55,48 +57,70 @@ def frames(path: Path, chunk_rows: int, compressed: bool, reached=None) -> Itera
     how many bytes the records read so far take as compact JSON (DuckDB does not say how far it has read), and
     None before the last."""
     reached = reached or (lambda size: None)
-    size = 0
     con = duckdb.connect()
-    objects = con.cursor()          # nested objects are parsed while the file's result is open
+    scan = _Scan(path, compressed)
     file = {"path": str(path), "compression": "gzip" if compressed else "none"}
-    done = 0
-    scan = _Scan(path, compressed)  # beside the keys' pass: both release the GIL
+    size = done = 0
     try:
-        keys = _shared_keys(con, _FIRST_KEYS, _OTHER_KEYS, file)
-        if scan.result():
-            raise Unsupported(0, "a comma before a closing bracket (or a text like one)")
-        if keys is None:
-            query, params = _MAPS, file
-            def build(batch, start): return _frame_of_maps(objects, batch.column(0), start)
-        else:
-            query, params = _COLUMNS, {**file, "columns": dict.fromkeys(keys, "JSON")}
-            def build(batch, start): return _frame_of_columns(objects, batch, keys, start)
-        batches = iter(con.sql(query, params=params).to_arrow_reader(chunk_rows))
-        batch = next(batches, None)
-        while batch is not None:
-            following = next(batches, None)     # read ahead, so that the last frame reports the whole file read
+        parts = _batches(con, file, chunk_rows)
+        part = next(parts, None)
+        while part is not None:
+            following = next(parts, None)     # read ahead, so that the last frame reports the whole file read
+            # Python stops at such a comma; from `done` on it parses the records before it too, to skip them.
+            if scan.found(wait=following is None):
+                raise Unsupported(done, "a comma before a closing bracket (or a text like one)")
+            build, batch, batch_size = part
             frame = build(batch, done)
-            size += _json_size(batch)
+            size += batch_size
             reached(size if following is not None else None)
             yield frame
             done += len(frame)
-            batch = following
+            part = following
     except duckdb.Error as exc:
         raise Unsupported(done, str(exc).splitlines()[0]) from None
     finally:
-        scan.result()
+        scan.found(wait=True)
         con.close()
 
 
-def _shared_keys(con, first_sql: str, others_sql: str, params: dict) -> list[str] | None:
-    """The keys every object has, in order, when all have the same keys in the same order (the usual export);
-    None otherwise, or when the keys cannot be column names (empty, or two that differ only in case: DuckDB's
-    names ignore case). Something that is not an object has no keys ([] or NULL), so it makes None too."""
-    first = con.sql(first_sql, params=params).fetchall()
+def _batches(con, file: dict, chunk_rows: int) -> Iterator[tuple]:
+    """(frame builder, batch, its size as compact JSON) in file order: the records' values at the first record's
+    keys (JSON paths, parsed once) for as long as each record has exactly those keys, the usual export; from the
+    batch of the first that does not, each record as a map of all its keys (three times slower)."""
+    objects = con.cursor()          # nested objects are parsed while the file's result is open
+    skip = 0
+    first = con.sql(_FIRST_KEYS, params=file).fetchall()
     keys = first[0][0] if first else None
-    if not keys or "" in keys or len({k.lower() for k in keys}) != len(keys):
+    if keys and len(set(keys)) == len(keys):
+        def build(batch, start): return _frame_of_columns(objects, batch, keys, start)
+        per_record = sum(len(key.encode()) + 4 for key in keys) + 2
+        query = f"SELECT same, {', '.join(f'e[{i + 1}]' for i in range(len(keys)))} {_PATHS}"
+        params = {**file, "keys": keys, "paths": [_pointer(key) for key in keys]}
+        for batch in con.sql(query, params=params).to_arrow_reader(chunk_rows):
+            if not pc.all(batch.column(0)).as_py():
+                break           # maps from this batch's first record on: frames stay chunk_rows long
+            yield build, batch, sum(_bytes(c) for c in batch.columns[1:]) + per_record * len(batch)
+            skip += len(batch)
+        else:
+            return
+    def build_maps(batch, start): return _frame_of_maps(objects, batch.column(0), start)
+    for batch in con.cursor().sql(_MAPS, params={**file, "skip": skip}).to_arrow_reader(chunk_rows):
+        maps = batch.column(0)
+        yield build_maps, batch, _bytes(maps.keys) + _bytes(maps.items) + 4 * len(maps.keys) + 2 * len(maps)
+
+
+def _pointer(key: str) -> str:
+    """The JSON pointer (RFC 6901) of a key: DuckDB's paths take them exactly, whatever the key holds."""
+    return "/" + key.replace("~", "~0").replace("/", "~1")
+
+
+def _shared_keys(con) -> list[str] | None:
+    """The keys every object in the view `objects` has, in order, when all have the same keys (none twice)."""
+    first = con.sql(_FIRST_OBJECT_KEYS).fetchall()
+    keys = first[0][0] if first else None
+    if not keys or len(set(keys)) != len(keys):
         return None
-    return None if con.sql(others_sql, params={**params, "keys": keys}).fetchall() else keys
+    return None if con.sql(_OTHER_OBJECT_KEYS, params={"keys": keys}).fetchall() else keys
 
 
 class _Scan:
@@ -109,9 +133,12 @@ class _Scan:
         self._thread = threading.Thread(target=self._run, args=(path, compressed), name="etl-json-scan", daemon=True)
         self._thread.start()
 
-    def result(self) -> bool:
-        self._thread.join()
-        return self._found[0] if self._found else True      # a read error: the Python reader reports it
+    def found(self, wait: bool) -> bool:
+        """True once a comma has been found; with `wait`, the scan's answer (True when the file could not be read:
+        the Python reader reports that)."""
+        if wait:
+            self._thread.join()
+        return self._found[0] if self._found else wait
 
     def _run(self, path: Path, compressed: bool) -> None:
         opener = gzip.open if compressed else open
@@ -125,16 +152,6 @@ class _Scan:
                     return
                 block = following
         self._found.append(False)
-
-
-def _json_size(batch: pa.RecordBatch) -> int:
-    """About the bytes a batch's records take in a compact document: keys, values and punctuation."""
-    if batch.schema.names == ["json"]:
-        maps = batch.column(0)
-        entries = len(maps.keys)
-        return _bytes(maps.keys) + _bytes(maps.items) + 4 * entries + 2 * batch.num_rows
-    per_record = sum(len(name.encode()) + 4 for name in batch.schema.names) + 2
-    return sum(_bytes(column) for column in batch.columns) + per_record * batch.num_rows
 
 
 def _bytes(texts: pa.Array) -> int:
@@ -153,7 +170,7 @@ def _frame_of_columns(con, batch: pa.RecordBatch, keys: list[str], start: int) -
     n = batch.num_rows
     rows = np.arange(n)
     for place, key in enumerate(keys):
-        _add(con, key, batch.column(place), rows, [np.full(n, place)], True, fields, start)
+        _add(con, key, batch.column(place + 1), rows, [np.full(n, place)], True, fields, start)
     return _assembled_frame(fields, n, start, None)
 
 
@@ -209,12 +226,12 @@ def _add_objects(con, name, objects, rows, ranks, fields, start) -> None:
     attributes), each key is one JSON path: three times faster than reading them as maps."""
     con.register("objects", pa.table({"v": objects}))
     try:
-        keys = _shared_keys(con, _FIRST_OBJECT_KEYS, _OTHER_OBJECT_KEYS, {})
+        keys = _shared_keys(con)
         if keys is None:
             maps = con.sql(f"SELECT {_OBJECT} FROM objects").to_arrow_table().column(0).combine_chunks()
             _collect(con, maps, rows, ranks, name, fields, start)
             return
-        paths = ["/" + key.replace("~", "~0").replace("/", "~1") for key in keys]
+        paths = [_pointer(key) for key in keys]
         picks = ", ".join(f"e[{i + 1}]" for i in range(len(keys)))
         table = con.sql(f"SELECT {picks} FROM (SELECT json_extract(v, $paths) AS e FROM objects)",
                         params={"paths": paths}).to_arrow_table()

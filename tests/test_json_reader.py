@@ -150,6 +150,20 @@ def test_python_goes_on_from_the_record_where_duckdb_stopped(tmp_path):
     assert got[-1]["tags.b"].tolist() == ["2"]
 
 
+def test_a_record_with_other_keys_switches_duckdb_to_maps_from_its_chunk(tmp_path):
+    """Records are read at the first record's keys while each has exactly those; a later one with a key more (an
+    export that gained a field) or one less is read with every key it has, from its chunk on."""
+    records = [{"id": f"R{i}", "state": "open", "attrs": {"n": i}} for i in range(10)]
+    records[7]["added"] = "late field"
+    del records[8]["state"]
+    path = tmp_path / "requests.json"
+    path.write_text(json.dumps(records))
+    assert duckdb_reads_it_all(path, 3)
+    got = read_frames(path, 3)
+    assert_same_frames(got, python_frames(path, 3))
+    assert "added" not in got[1] and got[2]["added"].tolist() == [pd.NA, "late field", pd.NA]
+
+
 def test_a_number_keeps_its_text_whatever_its_neighbours(tmp_path):
     """pandas wrote 5 as "5.0" in a chunk where another record had no value there: a key read from such a field
     changed with the chunk it fell in."""
