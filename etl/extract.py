@@ -410,6 +410,32 @@ def _json(path: Path, source, chunk_rows: int, position: Position) -> Iterator[p
     yield from _records_frames(records, chunk_rows, position, offset=done)
 
 
+def _jsonl(path: Path, source, chunk_rows: int, position: Position) -> Iterator[pd.DataFrame]:
+    """JSON Lines: by DuckDB while it can; a line that is not one JSON value makes the Python reader go on from its
+    chunk, and that reader quarantines each such line with its reason."""
+    done = 0
+    if codecs.lookup(source.encoding).name == "utf-8":
+        try:
+            yield from _duckdb_frames(path, chunk_rows, position, lines=True)
+            return
+        except json_array.Unsupported as exc:
+            done = exc.done
+    records = islice(_json_lines(path, source, position), done, None)
+    yield from _records_frames(records, chunk_rows, position, offset=1 + done)
+
+
+def _json_lines(path: Path, source, position: Position) -> Iterator[tuple]:
+    with open_binary(path) as binary, _text(binary, source.encoding, errors="replace") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            position.done = min(_stored_offset(binary), position.size)
+            try:
+                yield jsontext.loads(line), None
+            except json.JSONDecodeError as exc:
+                yield {}, f"not valid JSON: {exc.msg}"
+
+
 def _is_record_array(path: Path, source) -> bool:
     """Whether DuckDB may read the file (etl/json_array.py): UTF-8, and the document itself an array."""
     if source.records_path or codecs.lookup(source.encoding).name != "utf-8":
@@ -421,7 +447,7 @@ def _is_record_array(path: Path, source) -> bool:
         return False            # the Python reader reports it
 
 
-def _duckdb_frames(path: Path, chunk_rows: int, position: Position) -> Iterator[pd.DataFrame]:
+def _duckdb_frames(path: Path, chunk_rows: int, position: Position, lines: bool = False) -> Iterator[pd.DataFrame]:
     """DuckDB's frames; progress is the share of the document the records read so far would take as compact
     JSON, so it runs behind for an indented document and catches up at the end."""
     with open(path, "rb") as fh:
@@ -429,7 +455,7 @@ def _duckdb_frames(path: Path, chunk_rows: int, position: Position) -> Iterator[
         document = _gzip_size(fh, position.size) if compressed else position.size
     def reached(size: int | None) -> None:
         position.share(1.0 if size is None else size / max(document, 1))
-    yield from json_array.frames(path, chunk_rows, compressed, reached)
+    yield from json_array.frames(path, chunk_rows, compressed, reached, lines)
 
 
 def _gzip_size(fh, stored: int) -> int:
@@ -439,20 +465,6 @@ def _gzip_size(fh, stored: int) -> int:
     while size < stored:
         size += 1 << 32
     return size
-
-
-def _jsonl(path: Path, source, chunk_rows: int, position: Position) -> Iterator[pd.DataFrame]:
-    def records():
-        with open_binary(path) as binary, _text(binary, source.encoding, errors="replace") as fh:
-            for line in fh:
-                if not line.strip():
-                    continue
-                position.done = min(_stored_offset(binary), position.size)
-                try:
-                    yield jsontext.loads(line), None
-                except json.JSONDecodeError as exc:
-                    yield {}, f"not valid JSON: {exc.msg}"
-    yield from _records_frames(records(), chunk_rows, position, offset=1)
 
 
 def _geojson(path: Path, source, chunk_rows: int, position: Position) -> Iterator[pd.DataFrame]:

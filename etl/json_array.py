@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from etl import jsontext
 
-_SOURCE = "read_json($path, format='array', compression=$compression, {})"
+_SOURCE = "read_json($path, format=$format, compression=$compression, {})"
 _RECORDS = _SOURCE.format("records=false, columns={'json': 'JSON'}")
 _FIRST_KEYS = f"SELECT json_keys(json) FROM {_RECORDS} LIMIT 1"
 # Each record's values at the first record's keys, and whether it has exactly those keys (then nothing is left out).
@@ -51,15 +51,17 @@ class Unsupported(Exception):
         self.done = done
 
 
-def frames(path: Path, chunk_rows: int, compressed: bool, reached=None) -> Iterator[pd.DataFrame]:
-    """Frames of chunk_rows records, `_line` the record's index in the array, `_error` set for a record that is not
-    an object; raises Unsupported where the Python reader must go on. `reached(size)` is told, before each frame,
-    how many bytes the records read so far take as compact JSON (DuckDB does not say how far it has read), and
-    None before the last."""
+def frames(path: Path, chunk_rows: int, compressed: bool, reached=None, lines: bool = False) -> Iterator[pd.DataFrame]:
+    """Frames of chunk_rows records, `_line` the record's index in the array (JSON Lines, `lines`: its number among
+    the non-blank lines, from 1), `_error` set for a record that is not an object; raises Unsupported where the
+    Python reader must go on. `reached(size)` is told, before each frame, how many bytes the records read so far
+    take as compact JSON (DuckDB does not say how far it has read), and None before the last."""
     reached = reached or (lambda size: None)
     con = duckdb.connect()
     scan = _Scan(path, compressed)
-    file = {"path": str(path), "compression": "gzip" if compressed else "none"}
+    file = {"path": str(path), "compression": "gzip" if compressed else "none",
+            "format": "newline_delimited" if lines else "array"}
+    first_line = 1 if lines else 0
     size = done = 0
     try:
         parts = _batches(con, file, chunk_rows)
@@ -70,7 +72,7 @@ def frames(path: Path, chunk_rows: int, compressed: bool, reached=None) -> Itera
             if scan.found(wait=following is None):
                 raise Unsupported(done, "a comma before a closing bracket (or a text like one)")
             build, batch, batch_size = part
-            frame = build(batch, done)
+            frame = build(batch, done, first_line)
             size += batch_size
             reached(size if following is not None else None)
             yield frame
@@ -92,21 +94,38 @@ def _batches(con, file: dict, chunk_rows: int) -> Iterator[tuple]:
     first = con.sql(_FIRST_KEYS, params=file).fetchall()
     keys = first[0][0] if first else None
     if keys and len(set(keys)) == len(keys):
-        def build(batch, start): return _frame_of_columns(objects, batch, keys, start)
+        def build(batch, start, first_line): return _frame_of_columns(objects, batch, keys, start, first_line)
         per_record = sum(len(key.encode()) + 4 for key in keys) + 2
         query = f"SELECT same, {', '.join(f'e[{i + 1}]' for i in range(len(keys)))} {_PATHS}"
         params = {**file, "keys": keys, "paths": [_pointer(key) for key in keys]}
-        for batch in con.sql(query, params=params).to_arrow_reader(chunk_rows):
+        for batch in _rebatched(con.sql(query, params=params).to_arrow_reader(chunk_rows), chunk_rows):
             if not pc.all(batch.column(0)).as_py():
                 break           # maps from this batch's first record on: frames stay chunk_rows long
             yield build, batch, sum(_bytes(c) for c in batch.columns[1:]) + per_record * len(batch)
             skip += len(batch)
         else:
             return
-    def build_maps(batch, start): return _frame_of_maps(objects, batch.column(0), start)
-    for batch in con.cursor().sql(_MAPS, params={**file, "skip": skip}).to_arrow_reader(chunk_rows):
+    def build_maps(batch, start, first_line): return _frame_of_maps(objects, batch.column(0), start, first_line)
+    maps_reader = con.cursor().sql(_MAPS, params={**file, "skip": skip}).to_arrow_reader(chunk_rows)
+    for batch in _rebatched(maps_reader, chunk_rows):
         maps = batch.column(0)
         yield build_maps, batch, _bytes(maps.keys) + _bytes(maps.items) + 4 * len(maps.keys) + 2 * len(maps)
+
+
+def _rebatched(reader: pa.RecordBatchReader, rows: int) -> Iterator[pa.RecordBatch]:
+    """Batches of exactly `rows` (the last may be shorter): DuckDB's reader of JSON lines gives the parts its
+    threads read, and frames must be the chunks the Python reader would give."""
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in reader:
+        pending.append(batch)
+        count += len(batch)
+        while count >= rows:
+            table = pa.Table.from_batches(pending, reader.schema)
+            yield table.slice(0, rows).combine_chunks().to_batches()[0]
+            pending, count = table.slice(rows).to_batches(), count - rows
+    if count:
+        yield pa.Table.from_batches(pending, reader.schema).combine_chunks().to_batches()[0]
 
 
 def _pointer(key: str) -> str:
@@ -158,28 +177,28 @@ def _bytes(texts: pa.Array) -> int:
     return pc.sum(pc.binary_length(texts)).as_py() or 0
 
 
-def _frame_of_maps(con, maps: pa.MapArray, start: int) -> pd.DataFrame:
+def _frame_of_maps(con, maps: pa.MapArray, start: int, first_line: int) -> pd.DataFrame:
     fields: dict[str, list] = {}
     _collect(con, maps, np.arange(len(maps)), [], "", fields, start)
     errors = np.where(maps.is_null().to_numpy(zero_copy_only=False), _NOT_OBJECT, None).tolist()
-    return _assembled_frame(fields, len(maps), start, errors)
+    return _assembled_frame(fields, len(maps), start, first_line, errors)
 
 
-def _frame_of_columns(con, batch: pa.RecordBatch, keys: list[str], start: int) -> pd.DataFrame:
+def _frame_of_columns(con, batch: pa.RecordBatch, keys: list[str], start: int, first_line: int) -> pd.DataFrame:
     fields: dict[str, list] = {}
     n = batch.num_rows
     rows = np.arange(n)
     for place, key in enumerate(keys):
         _add(con, key, batch.column(place + 1), rows, [np.full(n, place)], True, fields, start)
-    return _assembled_frame(fields, n, start, None)
+    return _assembled_frame(fields, n, start, first_line, None)
 
 
-def _assembled_frame(fields: dict, n: int, start: int, errors) -> pd.DataFrame:
+def _assembled_frame(fields: dict, n: int, start: int, first_line: int, errors) -> pd.DataFrame:
     ordered = sorted(fields.items(), key=lambda item: min(first for first, _, _ in item[1]))
     columns = {name: _assembled(parts, n, name, start) for name, parts in ordered}
     frame = pa.table(columns).to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get) if columns \
         else pd.DataFrame(index=range(n))
-    frame["_line"] = range(start, start + n)
+    frame["_line"] = range(first_line + start, first_line + start + n)
     frame["_error"] = errors
     return frame
 

@@ -15,6 +15,7 @@ from core.errors import FeedError
 from etl import extract, json_array, jsontext
 
 SOURCE = SimpleNamespace(format="json", encoding="utf-8", records_path=None)
+LINES = SimpleNamespace(format="jsonl", encoding="utf-8", records_path=None)
 
 
 def python_frames(path: Path, chunk_rows: int) -> list[pd.DataFrame]:
@@ -23,7 +24,11 @@ def python_frames(path: Path, chunk_rows: int) -> list[pd.DataFrame]:
 
 
 def read_frames(path: Path, chunk_rows: int) -> list[pd.DataFrame]:
-    return list(extract.read(path, SOURCE, chunk_rows))
+    return read_frames_of(path, SOURCE, chunk_rows)
+
+
+def read_frames_of(path: Path, source, chunk_rows: int) -> list[pd.DataFrame]:
+    return list(extract.read(path, source, chunk_rows))
 
 
 def assert_same_frames(got: list[pd.DataFrame], expected: list[pd.DataFrame]) -> None:
@@ -105,6 +110,45 @@ def test_duckdb_and_python_give_the_same_frames_for_generated_documents(tmp_path
         read_by_duckdb += duckdb_reads_it_all(path, chunk_rows)
     # Most documents must go through DuckDB, or the comparison above would only compare Python with itself.
     assert read_by_duckdb > 130
+
+
+def test_json_lines_are_read_by_duckdb_as_python_reads_them(tmp_path):
+    rng = random.Random(112)
+    path = tmp_path / "requests.jsonl"
+    read_by_duckdb = 0
+    for _ in range(120):
+        keys, inner = rng.sample(KEYS, rng.randint(1, 4)), rng.sample(KEYS, 2)
+        lines = [_shared_shape(rng, keys, inner) if rng.random() < 0.8 else _object(rng, 0)
+                 for _ in range(rng.randint(1, 12))]
+        for _ in range(rng.choice([0, 0, 1, 2])):        # blank lines, and lines that are not one JSON object
+            lines.insert(rng.randrange(len(lines) + 1), rng.choice(["", "  ", '{"a":', "5", "null", "[1]", "{} {}"]))
+        path.write_text("\n".join(lines) + rng.choice(["", "\n"]), encoding="utf-8")
+        chunk_rows = rng.choice([1, 3, 50])
+        expected = list(extract._records_frames(extract._json_lines(path, LINES, extract.Position(0)), chunk_rows,
+                                                extract.Position(0), offset=1))
+        assert_same_frames(list(extract.read(path, LINES, chunk_rows)), expected)
+        try:
+            list(json_array.frames(path, chunk_rows, False, lines=True))
+            read_by_duckdb += 1
+        except json_array.Unsupported:
+            pass
+    assert read_by_duckdb > 60
+
+
+def test_json_lines_come_in_chunks_of_chunk_rows(tmp_path):
+    """DuckDB's threads read a JSON Lines file in parts of their own size (about 16 MB); frames are still the
+    chunks the Python reader gives, each line in its place."""
+    path = tmp_path / "requests.jsonl"
+    lines = 110_000                                     # 400 bytes each: 20 MB a chunk, 44 MB in all
+    with path.open("w") as out:
+        for i in range(lines):
+            out.write(f'{{"id":"R{i}","text":"{"x" * (350 + i % 50)}"}}\n')
+    got = read_frames_of(path, LINES, 50_000)
+    assert [len(f) for f in got] == [50_000] * 2 + [10_000]
+    everything = pd.concat(got, ignore_index=True)
+    assert everything["_line"].tolist() == list(range(1, lines + 1))
+    assert (everything["id"] == "R" + (everything["_line"] - 1).astype(str)).all()
+    assert everything["text"].str.len().tolist() == [350 + i % 50 for i in range(lines)]
 
 
 @pytest.mark.parametrize("document", [
