@@ -14,6 +14,7 @@ Each chunk is checked before it is given, so the frames given so far are exact.
 """
 import gzip
 import threading
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,7 +83,7 @@ def frames(path: Path, chunk_rows: int, compressed: bool, reached=None, lines: b
     except duckdb.Error as exc:
         raise Unsupported(done, str(exc).splitlines()[0]) from None
     finally:
-        scan.found(wait=True)
+        scan.stop()
         con.close()
 
 
@@ -150,6 +151,7 @@ class _Scan:
 
     def __init__(self, path: Path, compressed: bool):
         self._found: list[bool] = []
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(path, compressed), name="etl-json-scan", daemon=True)
         self._thread.start()
 
@@ -160,18 +162,26 @@ class _Scan:
             self._thread.join()
         return self._found[0] if self._found else wait
 
+    def stop(self) -> None:
+        """End the scan at its next block (the reader was closed early) and wait for it."""
+        self._stop.set()
+        self._thread.join()
+
     def _run(self, path: Path, compressed: bool) -> None:
-        opener = gzip.open if compressed else open
-        with opener(path, "rb") as fh:
-            block = fh.read(SCAN_BYTES)
-            while block:
-                following = fh.read(SCAN_BYTES)
-                # the whitespace between a comma and its bracket may run into the next block
-                if pc.match_substring_regex(pa.array([block + following[:4096]], pa.binary()), _TRAILING_COMMA)[0]:
-                    self._found.append(True)
-                    return
-                block = following
-        self._found.append(False)
+        try:
+            with (gzip.open if compressed else open)(path, "rb") as fh:
+                block = fh.read(SCAN_BYTES)
+                while block and not self._stop.is_set():
+                    following = fh.read(SCAN_BYTES)
+                    # the whitespace between a comma and its bracket may run into the next block
+                    if pc.match_substring_regex(pa.array([block + following[:4096]], pa.binary()),
+                                                _TRAILING_COMMA)[0].as_py():
+                        self._found.append(True)
+                        return
+                    block = following
+            self._found.append(False)
+        except (OSError, EOFError, zlib.error):      # gzip.BadGzipFile is an OSError
+            pass                # no answer: found() says True, and the Python reader reports the file
 
 
 def _bytes(texts: pa.Array) -> int:
@@ -245,18 +255,19 @@ def _add_objects(con, name, objects, rows, ranks, fields, start) -> None:
     """The fields of one key's objects. When they all have the same keys in the same order (an export's nested
     attributes), each key is one JSON path: three times faster than reading them as maps."""
     con.register("objects", pa.table({"v": objects}))
-    try:
+    try:                        # the view is gone before the recursion below registers its own
         keys = _shared_keys(con)
         if keys is None:
             maps = con.sql(f"SELECT {_OBJECT} FROM objects").to_arrow_table().column(0).combine_chunks()
-            _collect(con, maps, rows, ranks, name, fields, start)
-            return
-        paths = [_pointer(key) for key in keys]
-        picks = ", ".join(f"e[{i + 1}]" for i in range(len(keys)))
-        table = con.sql(f"SELECT {picks} FROM (SELECT json_extract(v, $paths) AS e FROM objects)",
-                        params={"paths": paths}).to_arrow_table()
+        else:
+            picks = ", ".join(f"e[{i + 1}]" for i in range(len(keys)))
+            table = con.sql(f"SELECT {picks} FROM (SELECT json_extract(v, $paths) AS e FROM objects)",
+                            params={"paths": [_pointer(key) for key in keys]}).to_arrow_table()
     finally:
         con.unregister("objects")
+    if keys is None:
+        _collect(con, maps, rows, ranks, name, fields, start)
+        return
     for place, key in enumerate(keys):
         _add(con, f"{name}.{key}" if name else key, table.column(place).combine_chunks(), rows,
              ranks + [np.full(len(rows), place)], False, fields, start)

@@ -219,6 +219,17 @@ def test_a_number_keeps_its_text_whatever_its_neighbours(tmp_path):
         assert frames[0]["tags"].tolist() == ['[1,"a"]', pd.NA, pd.NA]
 
 
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_damaged_gzip_file_is_the_python_readers_error_with_nothing_on_stderr(tmp_path, capfd):
+    path = tmp_path / "requests.json"
+    whole = gzip.compress(json.dumps([{"id": i, "text": "x" * 100} for i in range(5000)]).encode())
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(FeedError) as failed:
+        read_frames(path, 1000)
+    assert "cannot be read as utf-8 JSON" in str(failed.value)
+    assert capfd.readouterr().err == ""          # the scan thread's read error is not printed (nor raised)
+
+
 def test_number_texts_are_the_texts_duckdb_writes(tmp_path):
     rng = random.Random(7)
     literals = [repr(rng.random() * 10 ** rng.randint(-30, 30) * rng.choice([1, -1])) for _ in range(3000)]
