@@ -1,5 +1,5 @@
 """JSON feed files that are one array of records, or JSON Lines, read by DuckDB: the frames the Python reader gives,
-5-7 times faster (the 10M city's 2M Open311 requests: 8.3 s against 54 s in Python, which holds the GIL).
+4-7 times faster (the 10M city's 2M Open311 requests: 8.3 s against 54 s in Python, which holds the GIL).
 
 One query reads each record's values at the first record's keys (JSON paths: one parse per record) and checks that
 the record has exactly those keys, so nothing rests on a sample of the file. From the chunk of a record that has
