@@ -1,5 +1,6 @@
 """python -m etl <command>: load feeds into the warehouse and inspect what happened."""
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -34,12 +35,38 @@ def main(argv=None) -> int:
     sub.add_parser("watch", help="the scheduler: load each feed's new files when its schedule is due "
                    "(feed key 'schedule', else every etl.schedule_seconds)")
     args = parser.parse_args(argv)
+    sys.stdout = _PipeSafe(sys.stdout)
     try:
         config = load_config(args.config)
         return COMMANDS[args.command](config, args)
     except (ConfigError, FeedError, WarehouseBusy) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+class _PipeSafe:
+    """stdout that outlives its reader: `python -m etl load-all | head -1` must still load and publish every file
+    (the reports are printed between loads), and say nothing of a broken pipe. Once the reader has gone, output
+    goes to /dev/null, so that the interpreter's last flush finds nothing to complain about either."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._guarded(self._stream.write, text)
+
+    def flush(self) -> None:
+        self._guarded(self._stream.flush)
+
+    def _guarded(self, call, *args):
+        try:
+            return call(*args)
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+            return 0
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 def _load_all(config, args) -> int:

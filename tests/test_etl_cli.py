@@ -336,3 +336,20 @@ def test_a_ragged_row_of_bad_bytes_is_quarantined_without_noise_on_stderr(tmp_pa
     assert "read=2 inserted=1" in result.stdout and "quarantined=1" in result.stdout, result.stdout
     rows = _quarantine(settings)
     assert rows[rows.file == str(broken)].reason.tolist() == ["expected 18 fields, got 2"]
+
+
+def test_load_all_into_a_reader_that_stops_early_still_loads_and_publishes_everything(tmp_path):
+    """`python -m etl load-all | head -1`: the reports are printed between loads, so a broken pipe used to stop the
+    loads after the first report with a BrokenPipeError traceback, leaving the rest unloaded and unpublished."""
+    settings, _ = make_city(tmp_path)
+    child = subprocess.Popen([PYTHON, "-m", "etl", "--config", str(settings), "load-all"], cwd=ROOT,
+                             env={**os.environ, "CITYOPS_PII_KEY": PII_KEY}, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    first = child.stdout.readline()
+    child.stdout.close()                                  # what `head -1` does after its line
+    stderr = child.stderr.read()
+    assert child.wait(timeout=600) == 0, stderr
+    assert first.strip() and "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+    runs = _reader(settings).df("SELECT feed_id, status FROM etl_run")
+    assert set(runs.status) == {"ok"} and len(runs) >= 7, runs
+    assert _reader(settings).df("SELECT count(*) AS n FROM fct_incident").n[0] > 0      # published
