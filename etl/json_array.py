@@ -90,7 +90,8 @@ def frames(path: Path, chunk_rows: int, compressed: bool, reached=None, lines: b
 def _batches(con, file: dict, chunk_rows: int) -> Iterator[tuple]:
     """(frame builder, batch, its size as compact JSON) in file order: the records' values at the first record's
     keys (JSON paths, parsed once) for as long as each record has exactly those keys, the usual export; from the
-    batch of the first that does not, each record as a map of all its keys (three times slower)."""
+    batch of the first that does not, each record as a map of all its keys (the 10M city's Open311 file: 25 s
+    as maps against 8 s)."""
     objects = con.cursor()          # nested objects are parsed while the file's result is open
     skip = 0
     first = con.sql(_FIRST_KEYS, params=file).fetchall()
