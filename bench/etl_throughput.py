@@ -58,40 +58,72 @@ OUTCOME = re.compile(r"^(?P<feed>\S+)\s+\S+\s+(?P<status>\S+)\s+read=(?P<read>[\
 # --- running a child and measuring it ------------------------------------------------------------------------
 
 def measured(args: list[str], env=None, rss_limit_mib: float | None = None) -> dict:
-    """Run a child process; wall seconds, its own peak RSS (MiB, from os.wait4), exit code and output.
-    With rss_limit_mib, a watchdog kills the child when its resident memory passes the limit (a shared machine)."""
+    """Run a child process; wall seconds, peak memory (MiB), exit code and output.
+
+    Peak memory: the larger of the child's own peak RSS (os.wait4) and the peak sum of PSS over the child and all
+    its descendants (the ETL's worker processes are forked by a server the child starts: wait4 sees neither), sampled
+    every 0.25 s. PSS divides pages shared between processes among them, so the sum counts each page once.
+    With rss_limit_mib, a watchdog kills the child when that sum passes the limit (a shared machine)."""
     out = tempfile.TemporaryFile(mode="w+")
     err = tempfile.TemporaryFile(mode="w+")
     started = time.perf_counter()
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=err, text=True)
     killed = threading.Event()
     done = threading.Event()
-    if rss_limit_mib:
-        threading.Thread(target=_watchdog, args=(proc.pid, rss_limit_mib, killed, done), daemon=True).start()
+    peak = {"tree_pss_mib": 0.0, "processes": 1}
+    threading.Thread(target=_watchdog, args=(proc.pid, rss_limit_mib, killed, done, peak), daemon=True).start()
     _, status, usage = os.wait4(proc.pid, 0)
     done.set()
     seconds = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
     out.seek(0)
     err.seek(0)
-    return {"seconds": seconds, "rss_mib": usage.ru_maxrss / 1024, "cpu_s": usage.ru_utime + usage.ru_stime,
+    own = usage.ru_maxrss / 1024
+    return {"seconds": seconds, "rss_mib": max(own, peak["tree_pss_mib"]), "own_rss_mib": own,
+            "tree_pss_mib": peak["tree_pss_mib"], "processes": peak["processes"],
+            "cpu_s": usage.ru_utime + usage.ru_stime,
             "rc": proc.returncode, "stdout": out.read(), "stderr": err.read(), "killed": killed.is_set()}
 
 
-def _watchdog(pid: int, limit_mib: float, killed: threading.Event, done: threading.Event) -> None:
-    while not done.wait(0.5):
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
+def _watchdog(pid: int, limit_mib: float | None, killed: threading.Event, done: threading.Event, peak: dict) -> None:
+    while not done.wait(0.25):
+        tree = _process_tree(pid)
+        total = sum(_pss_mib(p) for p in tree)
+        if done.is_set():
             return
-        rss = next((int(l.split()[1]) for l in status.splitlines() if l.startswith("VmRSS:")), 0) / 1024
-        if rss > limit_mib and not done.is_set():
+        peak["tree_pss_mib"] = max(peak["tree_pss_mib"], total)
+        peak["processes"] = max(peak["processes"], len(tree))
+        if limit_mib and total > limit_mib:
             killed.set()
             try:
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)       # its workers stop when its pipes close
             except ProcessLookupError:
                 pass
             return
+
+
+def _process_tree(pid: int) -> list[int]:
+    """pid and its descendants, from /proc's parent links."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo += children.get(tree[-1], [])
+    return tree
+
+
+def _pss_mib(pid: int) -> float:
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0.0
+    return next((int(l.split()[1]) for l in text.splitlines() if l.startswith("Pss:")), 0) / 1024
 
 
 def checked(result: dict, what: str) -> dict:
@@ -146,7 +178,7 @@ def ensure_city(p: Params, rss_limit_mib: float | None = None) -> tuple[Path, di
     return city, info
 
 
-def write_config(root: Path, city: Path) -> Path:
+def write_config(root: Path, city: Path, etl: dict | None = None) -> Path:
     """A copy of config/ whose data_dir, boundaries and warehouse point at this city and a fresh warehouse.
     Rewritten before every load: config/ and the code validating it change under active development, and a copy
     taken at the start of a long run can stop matching the code."""
@@ -158,6 +190,7 @@ def write_config(root: Path, city: Path) -> Path:
     data["warehouse"]["dir"] = str(root / "var" / "warehouse")
     for spec in data["city"]["boundaries"].values():
         spec["path"] = str(city / "boundaries" / Path(spec["path"]).name)
+    data.setdefault("etl", {}).update(etl or {})
     settings.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return settings
 
@@ -198,7 +231,7 @@ def pipeline(settings: Path, feed_id: str, path: Path, env: dict, profile: Path 
         cmd += ["-m", "cProfile", "-o", str(profile)]
     cmd += ["-m", "etl", "--config", str(settings), "load", "--feed", feed_id, str(path)]
     result = measured(cmd, env, rss_limit_mib)
-    base = {"seconds": result["seconds"], "rss_mib": result["rss_mib"], "cpu_s": result["cpu_s"]}
+    base = {k: result[k] for k in ("seconds", "rss_mib", "own_rss_mib", "tree_pss_mib", "processes", "cpu_s")}
     if result["killed"]:
         return {**base, "status": f"killed: RSS over {rss_limit_mib:,.0f} MiB"}
     match = OUTCOME.search(result["stdout"])
@@ -209,18 +242,25 @@ def pipeline(settings: Path, feed_id: str, path: Path, env: dict, profile: Path 
     return {**base, "status": "ok", "load_seconds": float(match["seconds"]), **counts}
 
 
-def load_all(city: Path, env: dict, rss_limit_mib: float | None) -> dict:
+def etl_settings(args) -> dict:
+    """The etl settings a run overrides (--workers, --workers-from-mb)."""
+    given = {"workers": getattr(args, "workers", None), "workers_from_mb": getattr(args, "workers_from_mb", None)}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def load_all(city: Path, env: dict, rss_limit_mib: float | None, etl: dict | None = None) -> dict:
     """Every file of the city by one `python -m etl load-all` into a fresh warehouse: one start-up and one publish,
     as `make run` and the scheduler load."""
     root = Path(tempfile.mkdtemp(prefix="etl-bench-all-", dir=ROOT / "var" / "bench"))
     try:
-        settings = write_config(root, city)
+        settings = write_config(root, city, etl)
         result = measured([PYTHON, "-m", "etl", "--config", str(settings), "load-all"], env, rss_limit_mib)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     outcomes = list(OUTCOME.finditer(result["stdout"]))
     ok = result["rc"] == 0 and not result["killed"] and outcomes and all(m["status"] == "ok" for m in outcomes)
     return {"seconds": result["seconds"], "rss_mib": result["rss_mib"], "cpu_s": result["cpu_s"],
+            "own_rss_mib": result["own_rss_mib"], "tree_pss_mib": result["tree_pss_mib"],
             "status": "ok" if ok else f"failed (exit {result['rc']})", "files": len(outcomes),
             "rows": sum(int(m["read"].replace(",", "")) for m in outcomes)}
 
@@ -294,10 +334,10 @@ def run(args) -> dict:
         root = Path(tempfile.mkdtemp(prefix="etl-bench-", dir=ROOT / "var" / "bench"))
     env = dict(os.environ, CITYOPS_PII_KEY="bench-only-key-not-secret", PYTHONPATH=str(ROOT))
     try:
-        settings = write_config(root, city)
+        settings = write_config(root, city, etl_settings(args))
         rows = []
         for feed_id, fmt, path in feed_files(settings, args.feeds):
-            write_config(root, city)
+            write_config(root, city, etl_settings(args))
             print(f"{feed_id}: floor ...", file=sys.stderr, flush=True)
             f = floor(fmt, path, args.floor_repeats)
             print(f"{feed_id}: pipeline ...", file=sys.stderr, flush=True)
@@ -313,7 +353,8 @@ def run(args) -> dict:
                 "status": r["status"], "rows": n, "floor_rows": f["rows"], "floor_s": f["seconds"],
                 "floor_table_s": f["table_seconds"], "floor_rss_mib": f["rss_mib"], "duckdb_threads": f["threads"],
                 "floor_sql": f["sql"], "pipeline_s": r["seconds"], "load_s": r.get("load_seconds"),
-                "rss_mib": r["rss_mib"], "cpu_s": r["cpu_s"],
+                "rss_mib": r["rss_mib"], "own_rss_mib": r["own_rss_mib"], "tree_pss_mib": r["tree_pss_mib"],
+                "processes": r["processes"], "cpu_s": r["cpu_s"],
                 "counts": {k: r[k] for k in ("inserted", "updated", "merged", "quarantined")} if ok else None,
                 "floor_rows_per_s": f["rows"] / f["seconds"], "pipeline_rows_per_s": n / r["seconds"] if ok else None,
                 "ratio": r["seconds"] / f["seconds"] if ok else None,
@@ -326,7 +367,7 @@ def run(args) -> dict:
         whole = None
         if not args.feeds:
             print("all files: one load-all ...", file=sys.stderr, flush=True)
-            whole = load_all(city, env, args.rss_limit_mib)
+            whole = load_all(city, env, args.rss_limit_mib, etl_settings(args))
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
@@ -355,7 +396,7 @@ def run(args) -> dict:
         "goal": {"ratio": GOAL_RATIO, "rss_mib": GOAL_RSS_MIB,
                  "met": total["status"] == "ok" and total["ratio"] <= GOAL_RATIO
                         and total["rss_mib"] <= GOAL_RSS_MIB},
-        "kept": str(root) if args.keep else None,
+        "kept": str(root) if args.keep else None, "etl_settings": etl_settings(args),
         "feeds": rows, "total": total, "load_all": whole,
     }
 
@@ -376,6 +417,8 @@ def main(argv=None) -> int:
                          "their times then include the profiler's overhead")
     ap.add_argument("--rss-limit-mib", type=float, default=12 * 1024,
                     help="kill a pipeline run whose RSS passes this (default 12288: a shared machine); 0: no limit")
+    ap.add_argument("--workers", type=int, help="etl.workers for the loads (default: config/settings.yaml's)")
+    ap.add_argument("--workers-from-mb", type=float, help="etl.workers_from_mb for the loads (default: config's)")
     ap.add_argument("--keep", help="build the config and warehouse in DIR (must be empty) and keep them")
     ap.add_argument("--generate-only", action="store_true", help="only generate (or find) the cached city")
     args = ap.parse_args(argv)

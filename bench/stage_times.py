@@ -25,8 +25,6 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import yaml
-
 from bench.etl_throughput import (
     PYTHON,
     RESULTS,
@@ -108,9 +106,9 @@ STAGES = {
     ("etl.mask", "street_level"): "mask: street_level (regex per row)",
     ("etl.mask", "scrub"): "mask: scrub (3 regexes per row)",
     ("etl.mask", "raw_records"): RAW_RECORDS,
-    ("etl.pipeline", "_quarantine"): "quarantine: frame, json",
-    ("etl.pipeline", "_derive"): "derive: ids, SLA, department",
-    ("etl.pipeline", "_h3"): "derive: h3 cells (per distinct coordinate)",
+    ("etl.chunk_work", "_quarantine"): "quarantine: frame, json",
+    ("etl.chunk_work", "derive"): "derive: ids, SLA, department",
+    ("etl.chunk_work", "_h3"): "derive: h3 cells (per distinct coordinate)",
     ("etl.staging", "append"): "stage: append a chunk (own commit)",
     ("etl.pipeline", "_merge_staged"): "final: dedupe into staging, quarantine",
     ("etl.merge", "merge_staged"): "final: merge (UPDATE + INSERT)",
@@ -119,7 +117,7 @@ STAGES = {
     ("etl.derived", "callers"): "final: callers of the merged incidents",
     ("etl.derived", "refresh_previous_same"): "final: previous_same_at (repeat complaints)",
     ("etl.pipeline", "commit_run"): "final: run log + COMMIT",
-    ("etl.pipeline", "_process_chunk"): "chunk glue (reset_index, Reasons, filters)",
+    ("etl.pipeline", "_stage_chunk"): "stage: counts",
     ("etl.pipeline", "file_sha256"): "file sha256",
     ("etl.pipeline", "load_file"): "load_file rest (run log, staging tables)",
     ("core.warehouse", "publish"): "publish: Parquet of every table",
@@ -159,32 +157,34 @@ def trace_memory() -> None:
     import pyarrow
 
     from etl import pipeline
-    inner = pipeline._process_chunk
+    inner = pipeline._stage_chunk
 
     def wrapper(*args, **kwargs):
         result = inner(*args, **kwargs)
         import gc
         gc.collect()
-        con = args[-1].con          # the run's staging.Stage holds the writer connection
+        con = args[0].con          # the run's staging.Stage holds the writer connection
         tags = con.execute("SELECT tag, memory_usage_bytes FROM duckdb_memory() WHERE memory_usage_bytes > 0"
                            ).fetchall()
-        MEMORY_TRACE.append({"rows": args[-2].counts["read"], "rss_mib": _rss_mib(),
+        MEMORY_TRACE.append({"rows": args[1].counts["read"], "rss_mib": _rss_mib(),
                              "duckdb_mib": {t: round(b / 2 ** 20) for t, b in tags if b >= 2 ** 20},
                              "malloc_in_use_mib": _malloc_in_use_mib(),
                              "arrow_mib": round(pyarrow.total_allocated_bytes() / 2 ** 20),
                              "python_blocks": sys.getallocatedblocks()})
         return result
-    pipeline._process_chunk = wrapper
+    pipeline._stage_chunk = wrapper
 
 
 def instrument() -> None:
     import importlib
 
+    from etl.chunk_work import ChunkJob
     from geo.locate import Locator
     for (module, attr), name in STAGES.items():
         mod = importlib.import_module(module)
         fn = getattr(mod, attr)
         setattr(mod, attr, timed_iter(name, fn) if attr == "read" else timed(name, fn))
+    ChunkJob.run = timed("chunk glue (reset_index, Reasons, filters, to Arrow)", ChunkJob.run)
     Locator.assign = timed("derive: district/street/grid lookup (polygon index)", Locator.assign)
     Locator.inside_city = timed("validate: inside-city contains_xy", Locator.inside_city)
 
@@ -227,11 +227,9 @@ def main(argv=None) -> int:
     root = Path(tempfile.mkdtemp(prefix="etl-stages-", dir=ROOT / "var" / "bench"))
     os.environ["CITYOPS_PII_KEY"] = "bench-only-key-not-secret"
     try:
-        settings = write_config(root, city)
-        if args.chunk_rows:
-            data = yaml.safe_load(settings.read_text(encoding="utf-8"))
-            data.setdefault("etl", {})["chunk_rows"] = args.chunk_rows
-            settings.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        # No worker processes: the timers see only this process's work.
+        settings = write_config(root, city, {"workers": 0, **({"chunk_rows": args.chunk_rows} if args.chunk_rows
+                                                               else {})})
         files = feed_files(settings, [args.feed])
         for feed_id, _, path in files:
             if feed_id != args.feed:          # a prerequisite (sensors before readings): loaded as usual

@@ -58,6 +58,9 @@ class Source(Strict):
     records_path: str | None = Field(None, description="JSON: dotted path to the array of records")
     sheet: str | None = Field(None, description="Excel: sheet name")
     expected_every_minutes: int = Field(1440, gt=0)
+    workers: int | None = Field(None, ge=0, le=64, description=(
+        "worker processes for this feed's big files, instead of the setting etl.workers (0: none). They pay where "
+        "each record costs much (masking, locating: the hotline) and not where records are light (readings)"))
     dst: Literal["quarantine", "shift"] = Field("quarantine", description=(
         "local times a daylight-saving change makes repeated or skipped: quarantine the record, or shift "
         "(a repeated time is taken as its first occurrence, a skipped one is moved an hour forward)"))

@@ -127,6 +127,10 @@ class Etl(Strict):
     schedule_seconds: int = Field(300, ge=5)
     pii_key_env: str = "CITYOPS_PII_KEY"
     chunk_rows: int = Field(250_000, ge=1000)
+    workers: int = Field(2, ge=0, le=64, description=(
+        "processes that map, check, mask and locate a big file's chunks beside the loader (0: the loader does it)"))
+    workers_from_mb: float = Field(256, ge=0, description=(
+        "files smaller than this are loaded without workers (starting them costs more than they save)"))
 
 
 class Ops(Strict):

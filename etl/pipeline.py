@@ -4,7 +4,6 @@ and the canonical tables, quarantine and run counts as they were before the load
 in-memory scratch database (etl/staging.py) that only the final transaction reads; DuckDB rolls back an open
 transaction."""
 import hashlib
-import json
 import os
 import sys
 import threading
@@ -14,12 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
 from core import clock
 from core.errors import FeedError
-from core.schema import ENTITIES
-from etl import extract, mask, merge, staging, transform, validate
+from etl import chunk_work, extract, merge, staging, validate
+from etl import workers as etl_workers
 from etl.keys import pii_key
 from etl.readahead import read_ahead
 
@@ -138,20 +136,37 @@ class Digest:
 
 def _stage_file(con, config, feed, path, locator, stage, outcome, progress, started) -> None:
     """Every chunk checked, masked, located and appended to the run's staging tables, each in its own commit."""
-    context = validate.Context(clock.now(config), locator, config.catalog, con)
-    key = pii_key(config)
     size = path.stat().st_size
+    workers = _workers(config, feed, size)
+    context = validate.Context(clock.now(config), locator, config.catalog, con)
+    job = chunk_work.ChunkJob(config, feed, path, context.detached() if workers else context, pii_key(config),
+                              outcome.run_id)
     reading, shown = extract.Position(size), extract.Position(size)
     # The reader runs ahead: each chunk carries how far the file was read when it was made, for the progress line.
     chunks = read_ahead((raw, reading.done) for raw in extract.read(path, feed.source,
                                                                    config.settings.etl.chunk_rows, reading))
-    with closing(chunks):       # on an error, the reader stops and the file closes now, not when collected
-        for raw, done in chunks:
+    # On an error, the reader stops and the file closes now, not when collected; so do the workers.
+    with closing(chunks), closing(etl_workers.checked(job, chunks, workers)) as results:
+        for checked, done in results:
+            _stage_chunk(stage, outcome, checked)
             shown.done = done
-            _process_chunk(config, feed, path, raw, context, key, outcome, stage)
             if progress:
                 progress(outcome, time.monotonic() - started, shown)
     _end(progress)
+
+
+def _workers(config, feed, size: int) -> int:
+    """Worker processes for a file: none below etl.workers_from_mb, else the feed's own number or etl.workers."""
+    if size < config.settings.etl.workers_from_mb * 1e6:
+        return 0
+    return config.settings.etl.workers if feed.source.workers is None else feed.source.workers
+
+
+def _stage_chunk(stage, outcome: Outcome, checked: chunk_work.Checked) -> None:
+    stage.append_quarantine(checked.quarantine)
+    stage.append_rows(checked.rows)
+    outcome.counts["read"] += checked.read
+    outcome.counts["quarantined"] += checked.quarantined
 
 
 def _merge_staged(con, feed, path, stage, outcome) -> None:
@@ -197,79 +212,6 @@ def _rollback(con) -> None:
         con.execute("ROLLBACK")
     except duckdb.TransactionException:     # failed while staging: no transaction was open, nothing to undo
         pass
-
-
-def _process_chunk(config, feed, path, raw, context, key, outcome, stage):
-    if outcome.counts["read"] == 0:
-        transform.check_columns(raw, feed, path)
-    raw = raw.reset_index(drop=True)
-    reasons = transform.Reasons(len(raw))
-    reasons.add(raw["_error"].notna(), raw["_error"])
-    frame = transform.to_canonical(raw, feed, config.catalog, feed.source.timezone, reasons)
-    validate.check(frame, feed.entity, context, reasons)
-    failed = reasons.failed().to_numpy()
-    stage.append_quarantine(_quarantine(feed, path, raw[failed], reasons.values[failed], key, outcome.run_id))
-    good = frame[~failed].reset_index(drop=True)
-    good = mask.apply(good, feed.personal, key)
-    good = _derive(good, feed, config, context.locator)
-    good[staging.SEQ] = raw["_line"].to_numpy()[~failed]
-    stage.append_rows(merge.with_version_times(good, feed.entity))
-    c = outcome.counts
-    c["read"] += len(raw)
-    c["quarantined"] += int(failed.sum())
-
-
-def _derive(frame: pd.DataFrame, feed, config, locator) -> pd.DataFrame:
-    entity = ENTITIES[feed.entity]
-    if feed.entity == "incidents":
-        frame["incident_id"] = feed.id + ":" + frame["source_key"].astype(str)
-        sla = frame["category"].map({k: c.sla_hours for k, c in config.catalog.categories.items()})
-        default_due = frame["created_at"] + pd.to_timedelta(sla, unit="h")
-        frame["due_at"] = frame["due_at"].fillna(default_due) if "due_at" in frame else default_due
-        if "department" not in frame or frame["department"].isna().any():
-            fallback = frame["category"].map({k: c.department for k, c in config.catalog.categories.items()})
-            frame["department"] = frame.get("department", fallback).fillna(fallback)
-    if feed.entity == "service_cases" and "decided_at" in frame and "deadline_at" in frame:
-        frame["within_deadline"] = (frame["decided_at"] <= frame["deadline_at"]).where(frame["decided_at"].notna())
-    if entity.located and "lat" in frame:
-        lat, lon = frame["lat"].to_numpy(float), frame["lon"].to_numpy(float)
-        frame = pd.concat([frame, locator.assign(lat, lon), _h3(lat, lon)], axis=1)
-    return frame
-
-
-def _h3(lat, lon):
-    from geo.locate import h3_cells
-    return h3_cells(lat, lon)
-
-
-READ_ERROR = "_error"     # raw_json key: the record itself could not be read (wrong field count, bad bytes)
-
-
-def _quarantine(feed, path, raw, reasons, key, run_id) -> pd.DataFrame:
-    """The etl_quarantine rows of a chunk's failed records, their raw records masked."""
-    if raw.empty:
-        return pd.DataFrame()
-    fields = [c for c in raw.columns if not c.startswith("_")]
-    records = raw[fields].astype(object).where(raw[fields].notna(), None).to_dict("records")
-    read_errors = raw["_error"].astype(object).where(raw["_error"].notna(), None).tolist() \
-        if "_error" in raw else [None] * len(records)
-    key_specs = [feed.spec(k) for k in feed.key]
-    return pd.DataFrame({
-        "run_id": run_id, "feed_id": feed.id, "file": str(path),
-        "line": raw["_line"].to_numpy(),
-        "record_key": ["|".join(spec.join.join(str(r.get(s) or "") for s in spec.fields()) for spec in key_specs)
-                       for r in records],
-        "reason": reasons.to_numpy(),
-        "raw_json": [json.dumps(_with_read_error(r, error), ensure_ascii=False)
-                     for r, error in zip(mask.raw_records(raw[fields], feed, key), read_errors)],
-    })
-
-
-def _with_read_error(record: dict, error) -> dict:
-    """Keep why the record could not be read, so a replay keeps it in quarantine (its fields are not its own)."""
-    if error is not None:
-        record[READ_ERROR] = error
-    return record
 
 
 def _end(progress) -> None:

@@ -22,12 +22,12 @@ import pandas as pd
 
 from core import clock
 from core.errors import FeedError
-from etl import mask, merge, pipeline, transform, validate
+from etl import chunk_work, mask, merge, pipeline, transform, validate
 from etl.keys import pii_key
 
 PREFIX = "replay:"
 # Reasons etl/extract.py gives records it could not read as records; quarantines written before raw records kept
-# that reason (pipeline.READ_ERROR) are recognised by it.
+# that reason (chunk_work.READ_ERROR) are recognised by it.
 READ_ERROR_REASON = re.compile(r"^(expected \d+ fields, got \d+|bytes not valid |not valid JSON: |record is not a JSON "
                                r"object$)")
 
@@ -85,7 +85,7 @@ def replay(con, config, feed, locator, reason: str | None = None) -> pipeline.Ou
 
 def _records(held: pd.DataFrame) -> tuple[list[dict], list]:
     records = [json.loads(text) for text in held["raw_json"]]
-    return records, [r.pop(pipeline.READ_ERROR, None) for r in records]
+    return records, [r.pop(chunk_work.READ_ERROR, None) for r in records]
 
 
 def _check_fields(records: list[dict], feed) -> None:
@@ -130,7 +130,7 @@ def _replay_chunk(con, config, feed, held, raw, context, key, outcome) -> int:
             con.unregister("replay_reasons")
     good = frame[~failed].reset_index(drop=True)
     good = mask.apply(good, feed.personal, key, premasked=True)
-    good = pipeline._derive(good, feed, config, context.locator)
+    good = chunk_work.derive(good, feed, config, context.locator)
     good["feed_id"], good["run_id"] = feed.id, outcome.run_id
     counts = merge.merge(con, good, feed.entity)
     passed = pd.DataFrame({"rid": held["rid"].to_numpy()[~failed]})

@@ -57,12 +57,12 @@ class Stage:
         con.execute(f"CREATE OR REPLACE TABLE {self.quarantine} AS SELECT * FROM etl_quarantine LIMIT 0")
         self._columns = [r[0] for r in con.execute(f"DESCRIBE {self.staged}").fetchall()]
 
-    def append_rows(self, frame: pd.DataFrame) -> None:
-        if frame.empty:
+    def append_rows(self, rows: pa.Table) -> None:
+        if rows.num_rows == 0:
             return
-        columns = [c for c in self._columns if c in frame.columns]
+        columns = [c for c in self._columns if c in rows.column_names]
         self.provided += [c for c in columns if c != SEQ and c not in self.provided]
-        append(self.con, self.staged, frame[columns])
+        append(self.con, self.staged, rows.select(columns))
 
     def append_quarantine(self, frame: pd.DataFrame) -> None:
         append(self.con, self.quarantine, frame)
@@ -75,12 +75,14 @@ class Stage:
 LINEAGE = ("feed_id", "run_id")
 
 
-def append(con, table: str, frame: pd.DataFrame) -> None:
-    """Insert a frame by column name, in its own commit (never call this inside the load's transaction). As an
-    Arrow table: DuckDB scans it in half the time of the pandas frame (9 against 20 ms per 250k readings)."""
-    if frame.empty:
+def append(con, table: str, rows: pd.DataFrame | pa.Table) -> None:
+    """Insert a frame or Arrow table by column name, in its own commit (never call this inside the load's
+    transaction). A frame goes as an Arrow table: DuckDB scans it in half the time of the pandas frame (9 against
+    20 ms per 250k readings)."""
+    if len(rows) == 0:
         return
-    con.register("staged_chunk", pa.Table.from_pandas(frame, preserve_index=False))
+    con.register("staged_chunk", pa.Table.from_pandas(rows, preserve_index=False)
+                 if isinstance(rows, pd.DataFrame) else rows)
     try:
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM staged_chunk")
     finally:

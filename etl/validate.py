@@ -1,4 +1,5 @@
 """Record checks after mapping: the rules a canonical record must satisfy to enter the warehouse."""
+import copy
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -101,6 +102,13 @@ class Context:
         self._sensors = None
         self._sensor_ids = None      # the register's ids as an Arrow array, for index_in
         self._ranges = None          # (low, high) per register row, unknown last
+
+    def detached(self) -> "Context":
+        """This context without its connection, the sensor register read now: it can go to another process."""
+        self._sensor_table()
+        detached = copy.copy(self)
+        detached._con = None
+        return detached
 
     def _sensor_table(self) -> pd.DataFrame:
         if self._sensors is None:
