@@ -156,8 +156,9 @@ def _stage_file(con, config, feed, path, locator, stage, outcome, progress, star
 
 
 def _workers(config, feed, size: int) -> int:
-    """Worker processes for a file: none below etl.workers_from_mb, else the feed's own number or etl.workers."""
-    if size < config.settings.etl.workers_from_mb * 1e6:
+    """Worker processes for a file: none below etl.workers_from_mb or without memfd (Linux only), else the feed's
+    own number or etl.workers."""
+    if size < config.settings.etl.workers_from_mb * 1e6 or not hasattr(os, "memfd_create"):
         return 0
     return config.settings.etl.workers if feed.source.workers is None else feed.source.workers
 
