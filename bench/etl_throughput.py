@@ -243,8 +243,9 @@ def pipeline(settings: Path, feed_id: str, path: Path, env: dict, profile: Path 
 
 
 def etl_settings(args) -> dict:
-    """The etl settings a run overrides (--workers, --workers-from-mb)."""
-    given = {"workers": getattr(args, "workers", None), "workers_from_mb": getattr(args, "workers_from_mb", None)}
+    """The etl settings a run overrides (--workers, --workers-from-chunks)."""
+    given = {"workers": getattr(args, "workers", None),
+             "workers_from_chunks": getattr(args, "workers_from_chunks", None)}
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -418,7 +419,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rss-limit-mib", type=float, default=12 * 1024,
                     help="kill a pipeline run whose RSS passes this (default 12288: a shared machine); 0: no limit")
     ap.add_argument("--workers", type=int, help="etl.workers for the loads (default: config/settings.yaml's)")
-    ap.add_argument("--workers-from-mb", type=float, help="etl.workers_from_mb for the loads (default: config's)")
+    ap.add_argument("--workers-from-chunks", type=float,
+                    help="etl.workers_from_chunks for the loads (default: config's)")
     ap.add_argument("--keep", help="build the config and warehouse in DIR (must be empty) and keep them")
     ap.add_argument("--generate-only", action="store_true", help="only generate (or find) the cached city")
     args = ap.parse_args(argv)

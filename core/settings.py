@@ -129,8 +129,9 @@ class Etl(Strict):
     chunk_rows: int = Field(250_000, ge=1000)
     workers: int = Field(2, ge=0, le=64, description=(
         "processes that map, check, mask and locate a big file's chunks beside the loader (0: the loader does it)"))
-    workers_from_mb: float = Field(256, ge=0, description=(
-        "files smaller than this are loaded without workers (starting them costs more than they save)"))
+    workers_from_chunks: float = Field(3, ge=0, description=(
+        "a file is worked on by workers when it holds at least this many chunks (judged from the share of the file "
+        "its first chunk took); smaller ones in the loader: starting workers costs more than they save"))
 
 
 class Ops(Strict):

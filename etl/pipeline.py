@@ -4,6 +4,7 @@ and the canonical tables, quarantine and run counts as they were before the load
 in-memory scratch database (etl/staging.py) that only the final transaction reads; DuckDB rolls back an open
 transaction."""
 import hashlib
+import itertools
 import os
 import sys
 import threading
@@ -137,28 +138,36 @@ class Digest:
 def _stage_file(con, config, feed, path, locator, stage, outcome, progress, started) -> None:
     """Every chunk checked, masked, located and appended to the run's staging tables, each in its own commit."""
     size = path.stat().st_size
-    workers = _workers(config, feed, size)
-    context = validate.Context(clock.now(config), locator, config.catalog, con)
-    job = chunk_work.ChunkJob(config, feed, path, context.detached() if workers else context, pii_key(config),
-                              outcome.run_id)
     reading, shown = extract.Position(size), extract.Position(size)
     # The reader runs ahead: each chunk carries how far the file was read when it was made, for the progress line.
     chunks = read_ahead((raw, reading.done) for raw in extract.read(path, feed.source,
                                                                    config.settings.etl.chunk_rows, reading))
     # On an error, the reader stops and the file closes now, not when collected; so do the workers.
-    with closing(chunks), closing(etl_workers.checked(job, chunks, workers)) as results:
-        for checked, done in results:
-            _stage_chunk(stage, outcome, checked)
-            shown.done = done
-            if progress:
-                progress(outcome, time.monotonic() - started, shown)
+    with closing(chunks):
+        first = next(chunks, None)
+        if first is not None:
+            # the file's size in chunks, from the share of it the first one took (unknown: one)
+            workers = _workers(config, feed, size / first[1] if first[1] > 0 else 1)
+            context = validate.Context(clock.now(config), locator, config.catalog, con)
+            job = chunk_work.ChunkJob(config, feed, path, context.detached() if workers else context,
+                                      pii_key(config), outcome.run_id)
+            with closing(etl_workers.checked(job, itertools.chain([first], chunks), workers)) as results:
+                _stage_results(results, stage, outcome, progress, started, shown)
     _end(progress)
 
 
-def _workers(config, feed, size: int) -> int:
-    """Worker processes for a file: none below etl.workers_from_mb or without memfd (Linux only), else the feed's
-    own number or etl.workers."""
-    if size < config.settings.etl.workers_from_mb * 1e6 or not hasattr(os, "memfd_create"):
+def _stage_results(results, stage, outcome, progress, started, shown) -> None:
+    for checked, done in results:
+        _stage_chunk(stage, outcome, checked)
+        shown.done = done
+        if progress:
+            progress(outcome, time.monotonic() - started, shown)
+
+
+def _workers(config, feed, chunks: float) -> int:
+    """Worker processes for a file of about this many chunks: none below etl.workers_from_chunks or without memfd
+    (Linux only), else the feed's own number or etl.workers."""
+    if chunks < config.settings.etl.workers_from_chunks or not hasattr(os, "memfd_create"):
         return 0
     return config.settings.etl.workers if feed.source.workers is None else feed.source.workers
 

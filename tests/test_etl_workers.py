@@ -1,7 +1,7 @@
 """Chunks worked on in worker processes (etl/workers.py) give exactly what the loader gives alone, fail as it
 fails, and never outlive it.
 
-Real processes: `python -m etl` subprocesses with `etl.workers: 2` and `workers_from_mb: 0` (every file through
+Real processes: `python -m etl` subprocesses with `etl.workers: 2` and `workers_from_chunks: 0` (every file through
 workers) over a demo city, against the same files loaded with `workers: 0` into another warehouse.
 """
 import os
@@ -17,7 +17,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from etl import workers
+from core.settings import load_config
+from etl import jobs, pipeline, workers
 from tests.conftest import PYTHON, ROOT, edit_yaml, make_city, run
 from tests.test_etl_crash import _digest, _published_files, _settings_for
 
@@ -40,7 +41,7 @@ def _no_process_left():
 
 def _with_workers(settings: Path, count: int) -> Path:
     # small chunks: many of them, so that order, read-ahead and the per-worker limit are all exercised
-    edit_yaml(settings, lambda d: d["etl"].update(workers=count, workers_from_mb=0, chunk_rows=2000))
+    edit_yaml(settings, lambda d: d["etl"].update(workers=count, workers_from_chunks=0, chunk_rows=2000))
     for feed in (settings.parent / "feeds").glob("*.yaml"):      # every feed through them, readings included
         edit_yaml(feed, lambda d: d["source"].pop("workers", None))
     return settings
@@ -173,7 +174,8 @@ runpy.run_module("etl", run_name="__main__")
 # The loader stops (as if stuck) before it sends its workers their job.
 STALL_BEFORE_THE_JOB = """
 import time
-from etl import workers
+from core.settings import load_config
+from etl import jobs, pipeline, workers
 _send = workers._send
 def _stall(pipe, message, *args):
     if not isinstance(message, bool):      # the job (a chunk's message is its `first` flag)
@@ -250,3 +252,25 @@ class _Echo:
 class _Echoed:
     rows: pa.Table
     first: bool
+
+
+@pytest.mark.parametrize(("chunk_rows", "expected"), [(100_000, 0), (4_000, 2)])
+def test_workers_are_used_for_files_of_several_chunks(city, monkeypatch, chunk_rows, expected):
+    """The hotline file (24,000 rows) in one chunk stays in the loader; in six, two workers take it. The choice is
+    made from the share of the file the first chunk took; the load itself runs in this process (workers 0) so that
+    the choice can be seen."""
+    root, _, city_dir = city
+    settings = _settings_for(root, f"rule-{chunk_rows}")
+    edit_yaml(settings, lambda d: d["etl"].update(workers=2, workers_from_chunks=3, chunk_rows=chunk_rows))
+    chosen = []
+
+    def record(job, chunks, workers):
+        chosen.append(workers)
+        return checked(job, chunks, 0)
+    checked = workers.checked
+    monkeypatch.setattr(pipeline.etl_workers, "checked", record)
+    monkeypatch.setenv("CITYOPS_PII_KEY", "worker-test-key")
+    outcome = jobs.load_one(load_config(settings), "hotline_12345", city_dir / "incidents" / "hotline_12345.csv",
+                            report=lambda line: None)
+    assert outcome.status == "ok" and outcome.counts["read"] >= 20_000
+    assert chosen == [expected]
