@@ -9,6 +9,7 @@ before the load and as read): only their incidents are recomputed, and only rows
 from core.schema import ENTITIES, SQL_TYPES
 
 GROUP = ("caller_hash", "category", "district_id")
+INPUTS = (*GROUP, "created_at", "incident_id")
 
 
 def callers(con, batch: str, columns: list[str]) -> list[str]:
@@ -23,17 +24,21 @@ def callers(con, batch: str, columns: list[str]) -> list[str]:
         f"{read}) WHERE caller_hash IS NOT NULL").fetchall()]
 
 
+def previous_same_sql(source: str, key: str, within: str = "") -> str:
+    """`key` and previous_same_at for the incidents of `source` that have a caller (the others have none)."""
+    return (f"SELECT {key}, lag(created_at) OVER (PARTITION BY {', '.join(GROUP)} ORDER BY created_at, incident_id) "
+            f"AS previous_same_at FROM {source} WHERE caller_hash IS NOT NULL {within}")
+
+
 def refresh_previous_same(con, batch: str | None = None, callers: list[str] | None = None) -> int:
     """After a merge: recompute previous_same_at for every incident of `callers`, and clear it where a batch
     incident has no caller; batch None: every incident. Returns the rows changed."""
     within, params = "", []
     if batch is not None:
-        within, params = "AND i.caller_hash IN (SELECT unnest(?::VARCHAR[]))", [callers or []]
-    changed = con.execute(f"""UPDATE fct_incident f SET previous_same_at = x.previous
-        FROM (SELECT i.incident_id, lag(i.created_at) OVER (PARTITION BY {', '.join('i.' + c for c in GROUP)}
-                                                           ORDER BY i.created_at, i.incident_id) AS previous
-              FROM fct_incident i WHERE i.caller_hash IS NOT NULL {within}) x
-        WHERE f.incident_id = x.incident_id AND f.previous_same_at IS DISTINCT FROM x.previous""",
+        within, params = "AND caller_hash IN (SELECT unnest(?::VARCHAR[]))", [callers or []]
+    changed = con.execute(f"""UPDATE fct_incident f SET previous_same_at = x.previous_same_at
+        FROM ({previous_same_sql('fct_incident', 'incident_id', within)}) x
+        WHERE f.incident_id = x.incident_id AND f.previous_same_at IS DISTINCT FROM x.previous_same_at""",
                           params).fetchall()[0][0]
     only = "" if batch is None else f"AND incident_id IN (SELECT incident_id FROM {batch})"
     return changed + con.execute("UPDATE fct_incident SET previous_same_at = NULL "

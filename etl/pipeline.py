@@ -181,9 +181,11 @@ def _stage_chunk(stage, outcome: Outcome, checked: chunk_work.Checked) -> None:
 
 def _merge_staged(con, feed, path, stage, outcome) -> None:
     """Open the load's one transaction: the file's quarantine replaced, its rows merged (committed by commit_run).
-    Rows superseded within the file are listed before it: that writes to the scratch database, and one transaction
-    may write to one database only."""
-    con.execute(f"CREATE OR REPLACE TABLE {stage.superseded} AS {merge.superseded_sql(stage.staged, feed.entity)}")
+    The keys read more than once and the rows they supersede are listed before it: that writes to the scratch
+    database, and one transaction may write to one database only."""
+    con.execute(f"CREATE OR REPLACE TABLE {stage.repeated} AS {merge.repeated_sql(stage.staged, feed.entity)}")
+    con.execute(f"CREATE OR REPLACE TABLE {stage.superseded} AS "
+                f"{merge.superseded_sql(stage.staged, stage.repeated, feed.entity)}")
     batch = f"(SELECT * FROM {stage.rows} ANTI JOIN {stage.superseded} USING ({staging.SEQ}))"
     columns = list(stage.provided)
     if feed.entity == "incidents":
@@ -191,7 +193,7 @@ def _merge_staged(con, feed, path, stage, outcome) -> None:
     con.execute("BEGIN TRANSACTION")
     con.execute("DELETE FROM etl_quarantine WHERE feed_id = ? AND file = ?", [feed.id, str(path)])
     con.execute(f"INSERT INTO etl_quarantine SELECT * FROM {stage.quarantine}")
-    counts = merge.merge_staged(con, stage.rows, batch, feed.entity, columns)
+    counts = merge.merge_staged(con, stage.rows, batch, feed.entity, columns, stage.repeated)
     for name, value in counts.items():
         outcome.counts[name] += value
 

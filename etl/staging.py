@@ -46,6 +46,7 @@ class Stage:
         self.entity = ENTITIES[entity_name]
         self.staged = f"{DB}.rows_{int(run_id)}"
         self.lineage = f"{DB}.lineage_{int(run_id)}"
+        self.repeated = f"{DB}.repeated_{int(run_id)}"
         self.superseded = f"{DB}.superseded_{int(run_id)}"
         self.quarantine = f"{DB}.quarantine_{int(run_id)}"
         self.rows = f"(SELECT s.*, l.* FROM {self.staged} s CROSS JOIN {self.lineage} l)"
@@ -68,7 +69,7 @@ class Stage:
         append(self.con, self.quarantine, frame)
 
     def drop(self) -> None:
-        for table in (self.staged, self.lineage, self.superseded, self.quarantine):
+        for table in (self.staged, self.lineage, self.repeated, self.superseded, self.quarantine):
             self.con.execute(f"DROP TABLE IF EXISTS {table}")
 
 

@@ -79,6 +79,29 @@ def test_a_feed_without_phone_numbers_leaves_the_stored_caller_and_its_group(con
     assert_consistent(con)
 
 
+def test_a_first_load_with_versions_of_one_case_and_one_without_callers(con):
+    # A first load computes previous_same_at while inserting; versions of "a" in one file: the newer one counts,
+    # and it moved "a" out of b's group.
+    load(con, inc("a", 0), inc("b", 24), inc("a", 0, updated=5, category="waste"), inc("c", 30, caller=None))
+    assert stored(con) == {"a": None, "b": None, "c": None}
+    assert_consistent(con)
+
+
+def test_a_first_load_of_a_feed_without_callers_has_no_repeats(con):
+    load(con, inc("a", 0), inc("b", 24), without=("caller_hash",))
+    assert stored(con) == {"a": None, "b": None}
+    load(con, inc("c", 30))
+    assert stored(con)["c"] is None and con.execute("SELECT count(*) FROM fct_incident").fetchall()[0][0] == 3
+
+
+def test_versions_read_in_one_load_add_each_event_once(con):
+    closed = {"status": "closed", "closed_at": hours(3)}
+    load(con, inc("a", 0), inc("a", 0, updated=5, **closed), inc("a", 0, updated=5, **closed), inc("b", 1))
+    load(con, inc("a", 0, updated=9, **closed), inc("b", 1, updated=2))
+    events = con.execute("SELECT incident_id, status, changed_at FROM fct_incident_status ORDER BY ALL").fetchall()
+    assert events == [("f:a", "closed", hours(3)), ("f:a", "received", hours(0)), ("f:b", "received", hours(1))]
+
+
 def test_a_random_history_of_loads_stays_equal_to_the_full_window(con):
     import random
     rnd = random.Random(7)

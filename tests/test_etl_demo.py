@@ -58,6 +58,24 @@ def test_mixed_encoding_rows_load_readably(loaded_city):
     assert all("湖滨市" in address for _, address in rows), rows[:3]
 
 
+def test_first_load_keeps_one_status_event_and_the_full_window(loaded_city):
+    """The first load writes previous_same_at with the rows and de-duplicates only incidents read more than once
+    (etl/merge.py); the demo plants repeated versions, so both shortcuts are exercised here."""
+    settings, _, _ = loaded_city
+    reader = _reader(settings)
+    assert reader.rows("SELECT min(rows_merged) FROM etl_run WHERE feed_id = 'hotline_12345'")[0][0] > 0
+    repeats = reader.rows("SELECT count(*) FROM (SELECT incident_id, status, changed_at FROM fct_incident_status "
+                          "GROUP BY ALL HAVING count(*) > 1)")[0][0]
+    assert repeats == 0
+    differing = reader.rows("""SELECT count(*) FROM fct_incident f LEFT JOIN (
+        SELECT incident_id, lag(created_at) OVER (PARTITION BY caller_hash, category, district_id
+                                                  ORDER BY created_at, incident_id) AS previous
+        FROM fct_incident WHERE caller_hash IS NOT NULL) w USING (incident_id)
+        WHERE f.previous_same_at IS DISTINCT FROM w.previous""")[0][0]
+    assert differing == 0
+    assert reader.rows("SELECT count(*) FROM fct_incident WHERE previous_same_at IS NOT NULL")[0][0] > 0
+
+
 def test_reloading_everything_changes_nothing(loaded_city):
     settings, _, _ = loaded_city
     reader = _reader(settings)
