@@ -142,11 +142,21 @@ def _lookup(text: pd.Series, table: dict) -> pd.Series:
     return pd.Series(found.to_pandas(), index=text.index)
 
 
+# Texts that Arrow's ISO-8601 cast reads as pandas does. Fields out of range (a '0000-00-00' date, a 60th second,
+# which pandas rolls over) are not of these shapes and go to pandas; a day past its month's end fails the cast.
+DATE = r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
+TIME = r"(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d"
+ISO_SHAPES = {"%Y-%m-%d %H:%M:%S": f"^{DATE} {TIME}$", "%Y-%m-%dT%H:%M:%S": f"^{DATE}T{TIME}$"}
+OFFSET_ISO = f"^{DATE}[T ]{TIME}(?:\\.\\d{{1,6}})?(?:Z|[+-](?:[01]\\d|2[0-3]):[0-5]\\d)$"
+
+
 def _timestamps(text, reasons, fmt, tz, name, dst="quarantine"):
     if fmt and not OFFSET_DIRECTIVE.search(fmt):
         return _formatted_times(text, reasons, fmt, tz, name, dst)
-    result = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us, UTC]")
-    present = text.notna()
+    shaped, utc = (np.zeros(len(text), dtype=bool), np.full(len(text), np.datetime64("NaT"), "datetime64[us]")) \
+        if fmt else _offset_iso_times(text)
+    result = pd.Series(utc, index=text.index).dt.tz_localize("UTC")
+    present = text.notna() & ~shaped
     no_such_local_time = pd.Series(False, index=text.index)
 
     def local(rows, parsed):
@@ -156,14 +166,27 @@ def _timestamps(text, reasons, fmt, tz, name, dst="quarantine"):
 
     if fmt:
         local(present, pd.to_datetime(text[present], format=fmt, errors="coerce"))
-    else:
+    elif present.any():
         aware = present & text.str.contains(HAS_OFFSET, na=False)
         naive = present & ~aware
         if aware.any():
-            result[aware] = pd.to_datetime(text[aware], format="ISO8601", errors="coerce", utc=True)
+            result[aware] = _in_us(pd.to_datetime(text[aware], format="ISO8601", errors="coerce", utc=True))
         if naive.any():
-            local(naive, pd.to_datetime(text[naive], format="ISO8601", errors="coerce"))
+            local(naive, _in_us(pd.to_datetime(text[naive], format="ISO8601", errors="coerce")))
     return _time_reasons(text, result, no_such_local_time, reasons, tz, name)
+
+
+def _in_us(parsed: pd.Series) -> pd.Series:
+    """Times in the microseconds the warehouse stores: pandas gives nanoseconds for a text with more than six
+    decimals, which a microsecond column refuses (the load failed on such a text); the rest is cut off."""
+    return parsed.dt.floor("us").dt.as_unit("us") if parsed.dt.unit == "ns" else parsed
+
+
+def _offset_iso_times(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of ISO-8601 texts with an offset (OFFSET_ISO) that Arrow cast, and their instants (UTC,
+    datetime64[us], NaT elsewhere), as pandas' ISO8601 parse reads them: 3x faster (52 against 17 ms per column of
+    230k). Slices holding an impossible date, time or offset are left to pandas."""
+    return _shaped_times(text, OFFSET_ISO, pa.timestamp("us", "UTC"))
 
 
 def _time_reasons(text, result, no_such_local_time, reasons, tz, name):
@@ -180,11 +203,51 @@ def _formatted_times(text, reasons, fmt, tz, name, dst):
     present = text.notna().to_numpy()
     naive = np.full(len(text), np.datetime64("NaT"), dtype="datetime64[us]")
     if present.any():
-        parsed = pd.to_datetime(text if present.all() else text[present], format=fmt, errors="coerce")
-        naive[present] = parsed.to_numpy().astype("datetime64[us]")
+        naive[present] = _naive_times(text if present.all() else text[present], fmt)
     parsed = pd.Series(naive, index=text.index)
     result = _localize(parsed, tz, dst)
     return _time_reasons(text, result, parsed.notna() & result.isna(), reasons, tz, name)
+
+
+def _naive_times(text: pd.Series, fmt: str) -> np.ndarray:
+    """pd.to_datetime(text, format=fmt, errors="coerce") as datetime64[us]. Texts of an ISO shape (ISO_SHAPES) are
+    cast by Arrow, 3x faster (37 against 13 ms per column of 230k); the others, and the slices of shaped texts that
+    hold an impossible time, go through pandas."""
+    cast, naive = _shaped_times(text, ISO_SHAPES[fmt], pa.timestamp("us")) if fmt in ISO_SHAPES else \
+        (np.zeros(len(text), dtype=bool), np.full(len(text), np.datetime64("NaT"), dtype="datetime64[us]"))
+    if not cast.all():
+        rest = text if not cast.any() else text[~cast]
+        naive[~cast] = pd.to_datetime(rest, format=fmt, errors="coerce").to_numpy().astype("datetime64[us]")
+    return naive
+
+
+SLICE = 8_192     # a cast fails whole on one impossible text (a '0000-00-00 00:00:00' in most demo chunks)
+
+
+def _shaped_times(text: pd.Series, shape: str, to: pa.DataType) -> tuple[np.ndarray, np.ndarray]:
+    """Texts matching `shape` cast by Arrow to `to`: the rows cast, and the times as datetime64[us] (UTC for an
+    aware type; NaT elsewhere). Where the cast fails, it is tried again slice by slice, and the failing slices'
+    rows are left out."""
+    arrow = pa.array(text, pa.large_string())
+    shaped = pc.fill_null(pc.match_substring_regex(arrow, shape), False).to_numpy(zero_copy_only=False)
+    times = np.full(len(text), np.datetime64("NaT"), dtype="datetime64[us]")
+    spans = [(0, len(text))]
+    while spans:
+        start, stop = spans.pop()
+        rows = shaped[start:stop]
+        if not rows.any():
+            continue
+        part = arrow.slice(start, stop - start)
+        try:
+            cast = pc.cast(part if rows.all() else part.filter(pa.array(rows)), to)
+        except pa.ArrowInvalid:
+            if stop - start <= SLICE:
+                shaped[start:stop] = False
+            else:
+                spans += [(s, min(s + SLICE, stop)) for s in range(start, stop, SLICE)]
+            continue
+        times[start:stop][rows] = cast.cast(pa.timestamp("us")).to_numpy(zero_copy_only=False)
+    return shaped, times
 
 
 def _localize(parsed: pd.Series, tz: str, dst: str = "quarantine") -> pd.Series:

@@ -145,3 +145,85 @@ def test_formatted_times_are_each_texts_own_parse(fmt, tz, dst, monkeypatch):
     assert transform._timestamps(values, general, fmt, tz, "t", dst).equals(got)
     assert general.values.tolist() == reasons.values.tolist()
     assert any("daylight-saving" in str(r) for r in general.values) == (tz != "Asia/Shanghai" and dst == "quarantine")
+
+
+@pytest.mark.parametrize("fmt", sorted(transform.ISO_SHAPES))
+def test_iso_shaped_times_are_cast_by_arrow_as_pandas_parses_them(fmt, monkeypatch):
+    """Texts of an ISO shape are cast by Arrow, the rest parsed by pandas; every batch gives pandas' own values:
+    valid batches (Arrow alone: pandas is not called), batches with an impossible date or a 60th second (pandas
+    takes the batch over), and texts of other shapes or missing."""
+    rng = np.random.default_rng(11)
+    sep = fmt[8]
+
+    def text(year, month, day, hour, minute, second):
+        return f"{year:04d}-{month:02d}-{day:02d}{sep}{hour:02d}:{minute:02d}:{second:02d}"
+
+    def valid(n):
+        stamps = pd.Timestamp("1600-01-01") + pd.to_timedelta(rng.integers(0, 700 * 365 * 86400, n), unit="s")
+        return [t.strftime(fmt) for t in stamps] + [text(0, 1, 1, 0, 0, 0), text(2000, 2, 29, 23, 59, 59),
+                                                    text(9999, 12, 31, 23, 59, 59), text(1, 1, 1, 0, 0, 0)]
+    odd = [text(1900, 2, 29, 0, 0, 0), text(2025, 4, 31, 0, 0, 0), text(2025, 13, 1, 0, 0, 0),  # first two: shaped
+           text(2025, 1, 1, 24, 0, 0), text(2025, 1, 1, 0, 60, 0), text(2025, 1, 1, 23, 59, 60),
+           text(2025, 1, 1, 0, 0, 61), text(2025, 0, 1, 0, 0, 0), text(2025, 1, 0, 0, 0, 0)]
+    other = ["2025-1-5 3:04:05", "2025-01-05 10:00", "2025-01-05T10:00:00Z", " 2025-01-05 10:00:00",
+             "2025-01-05 10:00:00.5", "20250-01-05 10:00:00", "x"]
+    calls = []
+    to_datetime = pd.to_datetime
+    monkeypatch.setattr(transform.pd, "to_datetime", lambda *a, **k: calls.append(len(a[0])) or to_datetime(*a, **k))
+    batches = [valid(3000), valid(50) + other] + [valid(50) + [o] for o in odd]
+    for batch in batches:
+        texts = pd.Series(batch, dtype=transform.STRING)
+        calls.clear()
+        got = transform._naive_times(texts, fmt)
+        expected = to_datetime(texts, format=fmt, errors="coerce").to_numpy().astype("datetime64[us]")
+        assert np.array_equal(got, expected, equal_nan=True), batch
+        # pandas: nothing for the valid batch; the other texts; an impossible text alone, or its slice when the
+        # text is of the shape (a day past the month's end)
+        assert calls == ([] if batch is batches[0] else [len(other)] if batch is batches[1]
+                         else [len(batch)] if batch[-1] in odd[:2] else [1]), batch[-1]
+    big = valid(40_000)
+    big[::100] = ["0000-00-00 00:00:00".replace(" ", sep)] * len(big[::100])        # MySQL's zero date, often
+    big[20_001] = text(2025, 2, 30, 0, 0, 0)
+    calls.clear()
+    got = transform._naive_times(pd.Series(big, dtype=transform.STRING), fmt)
+    expected = to_datetime(pd.Series(big, dtype=transform.STRING), format=fmt, errors="coerce")
+    assert np.array_equal(got, expected.to_numpy().astype("datetime64[us]"), equal_nan=True)
+    assert len(big[::100]) < sum(calls) <= len(big[::100]) + transform.SLICE     # one slice left to pandas
+    assert not np.isnat(transform._naive_times(pd.Series(valid(10), dtype=transform.STRING), fmt)).any()
+
+
+def test_iso_times_with_an_offset_are_cast_by_arrow_as_pandas_parses_them(monkeypatch):
+    """ISO-8601 texts with an offset are cast by Arrow: each batch gives what pandas alone gives (OFFSET_ISO
+    matching nothing), values and reasons, whether it is all such texts, mixed with naive and other texts, or holds
+    one impossible date, time or offset (then pandas parses it all)."""
+    rng = np.random.default_rng(5)
+    stamps = pd.Timestamp("1700-01-01") + pd.to_timedelta(rng.integers(0, 500 * 365 * 86400, 2000), unit="s")
+    offsets = ["Z", "+08:00", "-05:30", "+14:00", "+23:59", "-00:00"]
+    fractions = ["", ".5", ".123", ".123456"]
+    good = [t.strftime("%Y-%m-%d") + rng.choice(["T", " "]) + t.strftime("%H:%M:%S") + rng.choice(fractions)
+            + rng.choice(offsets) for t in stamps] + ["0000-01-01T00:00:00Z", "0001-01-01T00:00:00+08:00"]
+    naive = ["2025-03-30T02:30:00", "2025-10-26 02:30:00", "2025-11-20", "2025-11-20T15:00:13+0800",
+             "2025-11-20T15:00:13+08", "2025-11-20T15:00:13.1234567+08:00", "x", ""]
+    odd = ["2025-02-29T15:00:13+08:00", "2025-11-20T23:59:60+08:00", "2025-11-20T15:00:13+24:00",
+           "2025-11-20T15:00:13+08:60", "2025-11-20T24:00:00Z", "2025-13-01T00:00:00Z"]
+
+    def parse(batch):
+        values = pd.Series([t if i % 9 else None for i, t in enumerate(batch)], dtype=transform.STRING)
+        reasons = transform.Reasons(len(values))
+        return transform._timestamps(values, reasons, None, "Europe/Berlin", "t"), reasons.values
+
+    batches = [good, good[:50] + naive] + [good[:50] + [o] for o in odd]
+    calls = []
+    to_datetime = pd.to_datetime
+    with monkeypatch.context() as counted:
+        counted.setattr(transform.pd, "to_datetime", lambda *a, **k: calls.append(len(a[0])) or to_datetime(*a, **k))
+        got = [parse(b) for b in batches]
+    # pandas: nothing for batch 0 (Arrow alone); in batch 1 its other texts with and without an offset; then an
+    # impossible text alone, or its whole slice when it is of the shape (February 29th of 2025)
+    assert len(calls) == 2 + len(odd) and calls[2:] == [sum(1 for i in range(51) if i % 9)] + [1] * 5, calls
+    assert got[0][0].notna().sum() == len(good) - len(good) // 9 - 1 and got[0][1].isna().all()
+    monkeypatch.setattr(transform, "OFFSET_ISO", "^$NEVER")      # matches no text
+    for batch, (values, reasons) in zip(batches, got):
+        expected_values, expected_reasons = parse(batch)
+        pd.testing.assert_series_equal(values, expected_values)
+        pd.testing.assert_series_equal(reasons, expected_reasons)
