@@ -165,7 +165,7 @@ def _timestamps(text, reasons, fmt, tz, name, dst="quarantine"):
         no_such_local_time[rows] = parsed.notna() & localized.isna()
 
     if fmt:
-        local(present, pd.to_datetime(text[present], format=fmt, errors="coerce"))
+        local(present, _in_us(_offset_times(text[present], fmt)))
     elif present.any():
         aware = present & text.str.contains(HAS_OFFSET, na=False)
         naive = present & ~aware
@@ -174,6 +174,15 @@ def _timestamps(text, reasons, fmt, tz, name, dst="quarantine"):
         if naive.any():
             local(naive, _in_us(pd.to_datetime(text[naive], format="ISO8601", errors="coerce")))
     return _time_reasons(text, result, no_such_local_time, reasons, tz, name)
+
+
+def _offset_times(text: pd.Series, fmt: str) -> pd.Series:
+    """Texts of a format with an offset. A file spanning a daylight-saving change holds two offsets, which pandas
+    keeps only as instants in UTC (else it refuses them, and the load failed)."""
+    try:
+        return pd.to_datetime(text, format=fmt, errors="coerce")
+    except ValueError:          # "Mixed timezones detected"
+        return pd.to_datetime(text, format=fmt, errors="coerce", utc=True)
 
 
 def _in_us(parsed: pd.Series) -> pd.Series:

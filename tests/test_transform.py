@@ -227,3 +227,18 @@ def test_iso_times_with_an_offset_are_cast_by_arrow_as_pandas_parses_them(monkey
         expected_values, expected_reasons = parse(batch)
         pd.testing.assert_series_equal(values, expected_values)
         pd.testing.assert_series_equal(reasons, expected_reasons)
+
+
+def test_a_format_with_an_offset_reads_texts_on_both_sides_of_a_daylight_saving_change():
+    """New York writes -0400 in summer and -0500 in winter: one column holds both (pandas refuses mixed offsets
+    unless told to convert them, and the load failed on it). Seven decimals are cut to microseconds."""
+    texts = pd.Series(["2025-07-01 12:00:00-0400", "2025-12-01 12:00:00-0500", "2025-12-01 12:00:00", None,
+                       "2025-12-01 12:00:00.1234567+0000"], dtype=transform.STRING)
+    reasons = transform.Reasons(len(texts))
+    got = transform._timestamps(texts, reasons, "%Y-%m-%d %H:%M:%S%z", "America/New_York", "t")
+    got_fraction = transform._timestamps(texts[4:], transform.Reasons(1), "%Y-%m-%d %H:%M:%S.%f%z",
+                                         "America/New_York", "t")
+    assert got.tolist()[:2] == [pd.Timestamp("2025-07-01 16:00", tz="UTC"), pd.Timestamp("2025-12-01 17:00", tz="UTC")]
+    assert got.isna().tolist()[2:4] == [True, True] and got.dtype == "datetime64[us, UTC]"
+    assert reasons.values.tolist()[:4] == [None, None, "unparseable t '2025-12-01 12:00:00'", None]
+    assert got_fraction.iloc[0] == pd.Timestamp("2025-12-01 12:00:00.123456", tz="UTC")
