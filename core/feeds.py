@@ -33,6 +33,18 @@ class FieldSpec(Strict):
             raise ValueError("a source field name, or a non-empty list of them")
         return v
 
+    @field_validator("format")
+    @classmethod
+    def _strptime(cls, v):
+        """A format pandas can parse with: a wrong directive would otherwise fail the load, not the config check."""
+        if v is not None:
+            import pandas as pd  # here: reading feed files must not cost the import where formats are absent
+            try:
+                pd.to_datetime(pd.Series(["2000-01-01"], dtype=object), format=v, errors="coerce")
+            except ValueError as exc:
+                raise ValueError(f"{exc}; expected a strptime format such as '%Y-%m-%d %H:%M:%S'") from None
+        return v
+
     @model_validator(mode="after")
     def _one_origin(self):
         if (self.source is None) == (self.value is None):

@@ -270,13 +270,20 @@ def _localize(parsed: pd.Series, tz: str, dst: str = "quarantine") -> pd.Series:
     return localized.dt.tz_convert("UTC")
 
 
+INT_RANGE = (-2**31, 2**31 - 1)     # the warehouse's INTEGER
+
+
 def _numbers(text, reasons, kind, name):
     numbers = _to_float(text)
     bad = text.notna() & numbers.isna()
     if kind == "int":
         bad |= numbers.notna() & (numbers != np.floor(numbers))
     reasons.add(bad, lambda rows: "not a number in " + name + " '" + texts_at(text, rows) + "'")
-    return numbers.astype("float64") if kind == "float" else numbers.round().astype("Int64")
+    if kind == "float":
+        return numbers.astype("float64")
+    huge = (numbers < INT_RANGE[0]) | (numbers > INT_RANGE[1])    # infinities too: the load failed on them
+    reasons.add(huge, lambda rows: "out of range in " + name + " '" + texts_at(text, rows) + "'")
+    return numbers.mask(huge).round().astype("Int64")
 
 
 DECIMAL = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"    # where Arrow's cast and pandas agree to the bit

@@ -87,6 +87,14 @@ def test_feed_bad_encoding_and_format(config_copy):
     assert "key 'source.encoding'" in message and "'klingon'" in message
 
 
+def test_feed_timestamp_format_with_a_wrong_directive(config_copy):
+    feed = config_copy.parent / "feeds" / "hotline_12345.yaml"
+    edit_yaml(feed, lambda d: d["fields"]["created_at"].update(format="%Y-%m-%d %H:%M:%Q"))
+    message = _error(config_copy)
+    assert str(feed) in message and "key 'fields.created_at.format'" in message, message
+    assert "'Q' is a bad directive" in message and "expected a strptime format" in message, message
+
+
 def test_category_with_unknown_department(config_copy):
     path = config_copy.parent / "categories.yaml"
     edit_yaml(path, lambda d: d["categories"]["noise"].update(department="NOPE"))
