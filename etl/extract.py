@@ -27,6 +27,9 @@ from etl import json_array, jsonstream, jsontext
 
 CHUNK_BYTES = 64 << 20
 GZIP_MAGIC = b"\x1f\x8b"
+# The csv module refuses a field past 128 KiB with an error that failed the whole load; a field is bounded by its
+# block anyway (pyarrow takes any size).
+csv.field_size_limit(max(csv.field_size_limit(), 2 * CHUNK_BYTES))
 
 
 class Position:

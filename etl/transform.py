@@ -10,7 +10,9 @@ import pyarrow.compute as pc
 from core.errors import FeedError
 from core.schema import ENTITIES
 
-HAS_OFFSET = re.compile(r"(?:[+-]\d{2}:?\d{2}|Z)$")
+# A time followed by an offset as pandas' ISO 8601 parser reads one (hours alone, a space before it): such texts are
+# instants, the others local times.
+HAS_OFFSET = re.compile(r"[T ]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?\s*(?:Z|[+-]\d{1,2}(?::?\d{2})?)$")
 OFFSET_DIRECTIVE = re.compile(r"%[zZ]")
 
 
@@ -172,8 +174,27 @@ def _timestamps(text, reasons, fmt, tz, name, dst="quarantine"):
         if aware.any():
             result[aware] = _in_us(pd.to_datetime(text[aware], format="ISO8601", errors="coerce", utc=True))
         if naive.any():
-            local(naive, _in_us(pd.to_datetime(text[naive], format="ISO8601", errors="coerce")))
+            times, instants = _iso_local(text[naive])
+            local(naive, times)
+            carried = instants.notna()
+            if carried.any():
+                result[carried.index[carried]] = instants[carried]
     return _time_reasons(text, result, no_such_local_time, reasons, tz, name)
+
+
+def _iso_local(text: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """pandas' ISO 8601 parse of texts without an offset HAS_OFFSET knows: the local times (NaT where a text has an
+    offset after all) and the instants in UTC of those that have one. pandas refuses a mix of both (the load
+    failed on it), so a mixed part is halved until its parts parse."""
+    try:
+        parsed = _in_us(pd.to_datetime(text, format="ISO8601", errors="coerce"))
+    except ValueError:           # "Mixed timezones detected": never for a single text
+        half = len(text) // 2
+        (times_a, instants_a), (times_b, instants_b) = _iso_local(text.iloc[:half]), _iso_local(text.iloc[half:])
+        return pd.concat([times_a, times_b]), pd.concat([instants_a, instants_b])
+    if parsed.dt.tz is None:
+        return parsed, pd.Series(pd.NaT, index=text.index, dtype="datetime64[us, UTC]")
+    return pd.Series(pd.NaT, index=text.index, dtype="datetime64[us]"), parsed.dt.tz_convert("UTC")
 
 
 def _offset_times(text: pd.Series, fmt: str) -> pd.Series:

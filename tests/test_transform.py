@@ -257,3 +257,29 @@ def test_whole_numbers_outside_the_warehouse_integer_are_refused_with_a_reason()
     assert got.tolist() == [5, pd.NA, pd.NA, pd.NA, 2**31 - 1, pd.NA, -2**31, pd.NA, 2, pd.NA, 0]   # 2.5: refused
     out = [i for i, r in enumerate(reasons.values) if r and r.startswith("out of range in satisfaction")]
     assert out == [1, 2, 3, 5, 7] and reasons.values[8] == "not a number in satisfaction '2.5'"
+
+
+def test_iso_texts_with_offsets_pandas_reads_and_the_pattern_may_miss_are_instants():
+    """pandas reads '+08', '+8', ' Z' and a space before an offset as offsets, and refuses a column mixing such texts
+    with local times (the load failed on it): each text gets what it gets alone, instants converted to UTC and local
+    times localised, also for an offset no pattern here knows (simulated by a pattern that matches nothing)."""
+    texts = ["2025-11-20T15:00:13+08", "2025-11-20T15:00:13 +08:00", "2025-11-20T15:00:13 Z", "2025-11-20T15:00:13-5",
+             "2025-11-20T15:00Z", "2025-11-20T15:00:13", "2025-11-20", "2025-11-20 15:00:13 UTC", "x", None,
+             "2025-07-01T12:00:00-4", "2025-07-01T12:00:00.1234567+08"] * 3
+
+    def parse(values):
+        reasons = transform.Reasons(len(values))
+        return transform._timestamps(pd.Series(values, dtype=transform.STRING), reasons, None, "Asia/Shanghai", "t")
+
+    expected = [parse([t]).iloc[0] for t in texts]
+    assert expected[0] == pd.Timestamp("2025-11-20 07:00:13", tz="UTC")
+    assert expected[5] == pd.Timestamp("2025-11-20 07:00:13", tz="UTC")        # local: Shanghai
+    assert expected[10] == pd.Timestamp("2025-07-01 16:00", tz="UTC")
+    assert expected[11] == pd.Timestamp("2025-07-01 04:00:00.123456", tz="UTC")
+    for pattern in (transform.HAS_OFFSET, re.compile(r"^$NEVER")):
+        transform.HAS_OFFSET, saved = pattern, transform.HAS_OFFSET
+        try:
+            got = parse(texts)
+        finally:
+            transform.HAS_OFFSET = saved
+        assert [None if v is pd.NaT else v for v in got] == [None if v is pd.NaT else v for v in expected]
