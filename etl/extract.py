@@ -482,13 +482,31 @@ def _gzip_size(fh, stored: int) -> int:
 
 def _geojson(path: Path, source, chunk_rows: int, position: Position) -> Iterator[pd.DataFrame]:
     def properties():
-        for feature, _ in _json_records(path, source, source.records_path or "features", position):
-            props = dict(feature.get("properties") or {}) if isinstance(feature, dict) else {}
-            geometry = feature.get("geometry") if isinstance(feature, dict) else None
-            if geometry and geometry.get("type") == "Point":
-                props["geometry.lon"], props["geometry.lat"] = geometry["coordinates"][:2]
-            yield props, None
+        for feature, error in _json_records(path, source, source.records_path or "features", position):
+            props, problem = _feature_fields(feature)
+            yield props, error or problem
     yield from _records_frames(properties(), chunk_rows, position)
+
+
+def _feature_fields(feature) -> tuple[dict, str | None]:
+    """A GeoJSON feature's properties, with a Point's coordinates as geometry.lon and geometry.lat, and why the
+    feature cannot be read, if so (it then goes to quarantine: a malformed one failed the whole load)."""
+    if not isinstance(feature, dict):
+        return {}, "feature is not a GeoJSON object"
+    props, geometry = feature.get("properties"), feature.get("geometry")
+    if props is not None and not isinstance(props, dict):
+        return {}, "feature properties are not an object"
+    props = dict(props or {})
+    if geometry is not None and not isinstance(geometry, dict):
+        return props, "feature geometry is not an object"
+    if geometry and geometry.get("type") == "Point":
+        coordinates = geometry.get("coordinates")
+        # numbers come as jsontext.Number texts; a quoted one too is left to the mapping's number check
+        if not (isinstance(coordinates, list) and len(coordinates) >= 2
+                and all(isinstance(c, str | int | float) and not isinstance(c, bool) for c in coordinates[:2])):
+            return props, "a Point's coordinates are not [longitude, latitude]"
+        props["geometry.lon"], props["geometry.lat"] = coordinates[:2]
+    return props, None
 
 
 def _excel(path: Path, source, chunk_rows: int, position: Position) -> Iterator[pd.DataFrame]:

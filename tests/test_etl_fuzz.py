@@ -65,3 +65,37 @@ def test_junk_in_every_feed_is_quarantined_and_accounted_for(tmp_path):
             assert quarantined > 0.01 * read, (feed_id, quarantined, read)     # the junk was caught, not loaded
     reasons = {r[0] for r in con.execute("SELECT split_part(reason, ' ', 1) FROM etl_quarantine").fetchall()}
     assert {"unparseable", "not", "out"} <= reasons, reasons
+
+
+ODD_GEOMETRY = [None, "x", [], 5, {}, {"type": "Point"}, {"type": "Point", "coordinates": []},
+                {"type": "Point", "coordinates": [None, 30]}, {"type": "Point", "coordinates": [[1], {}]},
+                {"type": "Point", "coordinates": [200, 100]}, {"type": "Point", "coordinates": ["120.2", "30.3"]},
+                {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [0, 1], [0, 0]]]}]
+
+
+def test_malformed_geojson_features_are_quarantined_with_their_reason(tmp_path):
+    """Features whose geometry, properties or self is not what GeoJSON says failed the whole load with a traceback;
+    each now goes to quarantine with its reason, and the others load."""
+    settings, city = make_city(tmp_path)
+    rnd = random.Random(7)
+    for path in [city / "iot" / "sensors.geojson", city / "services" / "halls.geojson"]:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        for feature in document["features"]:
+            if rnd.random() < 0.3:
+                feature["geometry"] = rnd.choice(ODD_GEOMETRY)
+            if rnd.random() < 0.1:
+                feature["properties"] = rnd.choice(["x", [], 5])
+        document["features"] += ["x", 5, None, {"type": "Feature"}]
+        path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+
+    result = run("-m", "etl", "--config", str(settings), "load-all", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0 and "Traceback" not in output, output[-3000:]
+    con = duckdb.connect(str(tmp_path / "var" / "warehouse" / "etl.duckdb"), read_only=True)
+    runs = dict(con.execute("SELECT feed_id, [rows_read, rows_inserted, rows_quarantined] FROM etl_run "
+                            "WHERE feed_id IN ('sensors', 'service_halls')").fetchall())
+    for feed_id, (read, inserted, quarantined) in runs.items():
+        assert read == inserted + quarantined and inserted > 0 and quarantined >= 4, (feed_id, runs)
+    reasons = {r[0] for r in con.execute("SELECT reason FROM etl_quarantine "
+                                         "WHERE feed_id IN ('sensors', 'service_halls')").fetchall()}
+    assert {"feature is not a GeoJSON object", "a Point's coordinates are not [longitude, latitude]"} <= reasons
