@@ -170,7 +170,7 @@ def _csv(path: Path, source, chunk_rows: int, position: Position) -> Iterator[pd
     for block, first_line, before, after, newlines in _blocks(path):
         if header is None:
             head, newline, block = block.partition(b"\n")
-            header = _header(head, first_line, source)
+            header = _header(head, first_line, source, path)
             first_line += 1
             newlines -= bool(newline)
         if not block or block.isspace():      # not block.strip(): that copies the block
@@ -230,9 +230,23 @@ def _utf8_repaired(data: bytes, first_line: int, source) -> tuple[bytes, dict[in
 UTF8_WINDOW = 1 << 20     # the C decoder sizes its output by its input: checked a window at a time
 
 
-def _header(head: bytes, line: int, source) -> list[str]:
+def _header(head: bytes, line: int, source, path: Path) -> list[str]:
+    """The header's field names; a header that cannot name each field once fails the file (mapping by name would
+    pick one of two columns, or none)."""
     text = _decode(head, line, source)[0].removeprefix("\ufeff")
-    return [h.strip() for h in next(csv.reader([text], delimiter=source.delimiter))]
+    if "\r" in text.rstrip("\r"):
+        raise FeedError(f"{path}: lines end with a carriage return alone (classic Mac OS); expected lines ending in "
+                        "a line feed (\\n or \\r\\n)")
+    try:
+        names = [h.strip() for h in next(csv.reader([text], delimiter=source.delimiter))]
+    except csv.Error as exc:
+        raise FeedError(f"{path}: the header line cannot be read as CSV ({exc}); expected field names separated "
+                        f"by {source.delimiter!r} on the first line") from None
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise FeedError(f"{path}: the header names {', '.join(map(repr, twice))} more than once; expected each field "
+                        "once")
+    return names
 
 
 def _parse_rows(text, header, first_line, bad_lines, source, chunk_rows, reached=None) -> Iterator[pd.DataFrame]:
@@ -243,13 +257,15 @@ def _parse_rows(text, header, first_line, bad_lines, source, chunk_rows, reached
     width = len(header)
     rows, lines, errors = [], [], []
     start = 0
-    for record in reader:
+    for record, unreadable in _records(reader):
         line = first_line + start
         start = reader.line_num
-        if not record or record == [""]:
+        if not unreadable and (not record or record == [""]):
             continue
-        error = None
-        if len(record) != width:
+        error = unreadable
+        if unreadable:
+            record = [""] * width
+        elif len(record) != width:
             error = f"expected {width} fields, got {len(record)}"
             record = (record + [""] * width)[:width]
         spans = range(line, first_line + reader.line_num)
@@ -264,6 +280,19 @@ def _parse_rows(text, header, first_line, bad_lines, source, chunk_rows, reached
     reached(reader.line_num + 1)
     if rows:
         yield _frame(rows, header, lines, errors)
+
+
+def _records(reader) -> Iterator[tuple[list[str], str | None]]:
+    """The reader's records, and why one cannot be read (a bare carriage return in an unquoted field): such a record
+    keeps its line and reason but none of its text, which could hold personal data no field rule would mask. The
+    csv module starts afresh on the next line."""
+    while True:
+        try:
+            yield next(reader), None
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield [], f"unreadable CSV record: {exc}"
 
 
 def _arrow_table(data: bytes, header, source, lines: int) -> pa.Table | None:

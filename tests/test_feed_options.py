@@ -117,6 +117,31 @@ def test_damaged_gzip_is_a_feed_error(tmp_path):
         list(extract.read(path, _feed().source, 1000))
 
 
+@pytest.mark.parametrize("header, message", [
+    (b"id,type,id", "the header names 'id' more than once"),
+    (b"id,type\r1,NOISE\r2,ROAD", "carriage return alone"),
+])
+def test_a_header_that_cannot_name_each_field_once_is_a_feed_error(tmp_path, header, message):
+    """Both failed the load with a traceback (a column picked by name was two columns; the csv module refused)."""
+    path = tmp_path / "x.csv"
+    path.write_bytes(header + b"\n1,NOISE,2\n")
+    with pytest.raises(FeedError, match=message):
+        list(extract.read(path, _feed().source, 1000))
+
+
+def test_a_record_the_csv_module_cannot_read_keeps_its_line_and_reason_but_not_its_text(tmp_path):
+    """A bare carriage return in an unquoted field made the csv module raise, which failed the load; the record is
+    now refused with its line, its text left out (it could hold personal data no field rule masks), and the records
+    after it read on."""
+    path = tmp_path / "x.csv"
+    path.write_bytes(b'id,type\n1,NOISE\n2,ROAD\rcall 13912345678\n3,"two\nlines"\n4,WATER\n')
+    frame = pd.concat(list(extract.read(path, _feed().source, 1000)))
+    assert frame["_line"].tolist() == [2, 3, 4, 6]
+    assert frame["id"].tolist() == ["1", "", "3", "4"] and frame["type"].tolist() == ["NOISE", "", "two\nlines", "WATER"]
+    assert frame["_error"].tolist()[1].startswith("unreadable CSV record: new-line character seen in unquoted field")
+    assert frame["_error"].isna().tolist() == [True, False, True, True]
+
+
 def test_time_from_several_columns_and_constants(catalog):
     feed = Feed.model_validate({
         "id": "readings", "entity": "sensor_readings", "name": {"en": "R", "zh": "R"},
