@@ -398,12 +398,25 @@ def _records_frames(records: Iterator[tuple], chunk_rows: int, position: Positio
 
 
 def _records_frame(pending: list[tuple], start: int) -> pd.DataFrame:
-    records = [r for r, _ in pending]
-    errors = [e or (None if isinstance(r, dict) else "record is not a JSON object") for r, e in pending]
-    frame = pd.DataFrame([_texts(_flat(r)) if isinstance(r, dict) else {} for r in records], dtype="string")
-    frame["_line"] = range(start, start + len(records))
+    rows, errors = [], []
+    for record, error in pending:
+        row, problem = _record_texts(record)
+        rows.append(row)
+        errors.append(error or problem)
+    frame = pd.DataFrame(rows, dtype="string")
+    frame["_line"] = range(start, start + len(rows))
     frame["_error"] = errors
     return frame
+
+
+def _record_texts(record) -> tuple[dict, str | None]:
+    """A record's flat fields as texts, and why it cannot be read, if so."""
+    if not isinstance(record, dict):
+        return {}, "record is not a JSON object"
+    try:
+        return _texts(_flat(record)), None
+    except RecursionError:        # flattening and list texts recurse per level
+        return {}, "record nested too deeply to read (about a thousand levels)"
 
 
 def _flat(record: dict) -> dict:
@@ -476,6 +489,8 @@ def _json_lines(path: Path, source, position: Position) -> Iterator[tuple]:
                 yield jsontext.loads(line), None
             except json.JSONDecodeError as exc:
                 yield {}, f"not valid JSON: {exc.msg}"
+            except RecursionError:
+                yield {}, "not readable JSON: nested too deeply (about a thousand levels)"
 
 
 def _is_record_array(path: Path, source) -> bool:

@@ -80,8 +80,10 @@ def frames(path: Path, chunk_rows: int, compressed: bool, reached=None, lines: b
             yield frame
             done += len(frame)
             part = following
-    except duckdb.Error as exc:
+    except (duckdb.Error, OSError) as exc:     # through Arrow's batch reader, DuckDB's errors come as OSError
         raise Unsupported(done, str(exc).splitlines()[0]) from None
+    except RecursionError:                     # nested objects are read a level per call
+        raise Unsupported(done, "objects nested too deeply") from None
     finally:
         scan.stop()
         con.close()
@@ -302,7 +304,7 @@ def _texts(values: pa.Array, start: int, name: str) -> pa.Array:
 def _python_text(text: str) -> str | None:
     try:
         return jsontext.text(jsontext.loads(text))
-    except ValueError:           # DuckDB took a constant Python's parser does not (nan, inf)
+    except (ValueError, RecursionError):   # a constant Python's parser does not take (nan, inf), or too deep
         return None
 
 

@@ -77,6 +77,8 @@ class _Text:
         while True:
             try:
                 value, end = self.decoder.raw_decode(self.buf, self.pos)
+            except RecursionError:       # Python's decoder recurses per level: a value this deep fails the file
+                self.fail("Nested too deeply to read (about a thousand levels)", self.pos)
             except json.JSONDecodeError as exc:
                 # incomplete in the window (or a number cut at its end): read on; at the end it is an error
                 if self._more():
@@ -108,11 +110,13 @@ def records(fh, records_path: str | None) -> Iterator:
     text.expect("[")
     if text.peek() == "]":
         text.pos += 1
-        return
-    while True:
-        yield text.value()
-        if text.expect(",]") == "]":
-            return
+    else:
+        while True:
+            yield text.value()
+            if text.expect(",]") == "]":
+                break
+    if not parts and text.peek():          # a second document, or the end of a damaged one: records left unread
+        text.fail("Extra data after the records array", text.pos)
 
 
 def _find_key(text: _Text, wanted: str) -> None:

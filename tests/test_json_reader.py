@@ -157,6 +157,13 @@ def test_json_lines_come_in_chunks_of_chunk_rows(tmp_path):
     '[{"a": 1}, {"a": inf}]',                   # a constant Python does not know
     '[{"a": [nan]}]',
     '[{"a": 1}\n,\n{"b": 2},\n]',
+    # each of these failed with a traceback (DuckDB's error through Arrow's reader, Python's recursion limit), or
+    # read the first array alone
+    '[{"a": 1}, {"a": 2}, {"a": 3',
+    '[{"a": 1}, {"a": 2}] [{"a": 3}]',
+    '[{"a": 1}] x',
+    '[{"a": ' + "[" * 5000 + "]" * 5000 + '}]',
+    '[{"a": ' + '{"b": ' * 5000 + "1" + "}" * 5000 + '}]',
 ])
 def test_what_python_refuses_is_refused_whichever_reader_starts(tmp_path, document):
     path = tmp_path / "requests.json"
@@ -257,3 +264,19 @@ def test_gzip_and_a_byte_order_mark_are_read_by_duckdb_with_progress(tmp_path):
             frames.append(frame)
         assert_same_frames(frames, python_frames(plain, 1000))
         assert 0.25 < shares[0] < 0.4 and 0.6 < shares[1] < 0.75 and position.done == position.size
+
+
+def test_objects_nested_hundreds_deep_read_alike_and_a_deeper_line_is_refused_alone(tmp_path):
+    """DuckDB's reader flattens a level per call: past Python's recursion limit it leaves the file to the Python
+    reader, which reads the same. A JSON Lines record too deep for Python's parser is refused with its reason, and
+    the lines after it read on."""
+    path = tmp_path / "requests.json"
+    path.write_text('[{"id": 1, "a": ' + '{"b": ' * 400 + "1" + "}" * 400 + '}, {"id": 2}]')
+    frame = pd.concat(read_frames(path, 10))
+    assert_same_frames([frame], python_frames(path, 10))
+    assert frame["a" + ".b" * 400].tolist() == ["1", pd.NA] and frame["_error"].isna().all()
+    lines = tmp_path / "requests.jsonl"
+    lines.write_text('{"id": 1}\n{"id": 2, "a": ' + "[" * 5000 + "]" * 5000 + '}\n{"id": 3}\n')
+    frame = pd.concat(read_frames_of(lines, LINES, 10))
+    assert frame["id"].tolist() == ["1", pd.NA, "3"] and frame["_line"].tolist() == [1, 2, 3]
+    assert frame["_error"].tolist()[1] == "not readable JSON: nested too deeply (about a thousand levels)"
