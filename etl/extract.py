@@ -554,7 +554,11 @@ def _feature_fields(feature) -> tuple[dict, str | None]:
 
 
 def _excel(path: Path, source, chunk_rows: int, position: Position) -> Iterator[pd.DataFrame]:
-    frame = pd.read_excel(path, sheet_name=source.sheet or 0, dtype=str).astype("string")
+    try:
+        frame = pd.read_excel(path, sheet_name=source.sheet or 0, dtype=str).astype("string")
+    except Exception as exc:  # noqa: BLE001 - the readers raise what they meet (zip, XML, format errors): all mean this
+        raise FeedError(f"{path}: cannot be read as an Excel workbook ({type(exc).__name__}: {exc}); expected an "
+                        f".xlsx or .xls file" + (f" with a sheet {source.sheet!r}" if source.sheet else "")) from None
     frame["_line"] = range(2, len(frame) + 2)
     frame["_error"] = None
     for start in range(0, len(frame), chunk_rows):

@@ -3,6 +3,7 @@ source columns or from a constant, values meaning 'none', a fallback for unmappe
 points, daylight-saving times, and feeds that map only the required event times. Each is checked on a few rows."""
 import gzip
 import json
+import re
 
 import duckdb
 import pandas as pd
@@ -140,6 +141,23 @@ def test_a_record_the_csv_module_cannot_read_keeps_its_line_and_reason_but_not_i
     assert frame["id"].tolist() == ["1", "", "3", "4"] and frame["type"].tolist() == ["NOISE", "", "two\nlines", "WATER"]
     assert frame["_error"].tolist()[1].startswith("unreadable CSV record: new-line character seen in unquoted field")
     assert frame["_error"].isna().tolist() == [True, False, True, True]
+
+
+@pytest.mark.parametrize("content, sheet, message", [
+    (b"", None, "Excel file format cannot be determined"),
+    (b"id,type\n1,NOISE\n", None, "Excel file format cannot be determined"),
+    (None, "cases", "Worksheet named 'cases' not found"),
+])
+def test_a_file_that_is_not_the_workbook_expected_is_a_feed_error(tmp_path, content, sheet, message):
+    """pandas' Excel readers raise whatever they meet (a format, zip or sheet error), which failed the load with a
+    traceback."""
+    path = tmp_path / "cases.xlsx"
+    if content is None:
+        pd.DataFrame({"id": ["1"]}).to_excel(path, index=False, sheet_name="Sheet1")
+    else:
+        path.write_bytes(content)
+    with pytest.raises(FeedError, match=f"cannot be read as an Excel workbook .*{re.escape(message)}"):
+        list(extract.read(path, _feed(source__format="excel", source__sheet=sheet).source, 1000))
 
 
 def test_time_from_several_columns_and_constants(catalog):
