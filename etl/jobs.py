@@ -1,5 +1,7 @@
 """What the CLI and the scheduler run: load one file, load everything pending, in dependency order."""
 import glob
+import sys
+import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -139,5 +141,10 @@ def _load_one(session, feed, path, force, progress):
         outcome = pipeline.load_file(session.con, session.config, feed, path, session.locator, force, progress)
     except FeedError as exc:
         outcome = pipeline.Outcome(feed.id, str(path), status="failed", error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - a bug: the run is rolled back and logged failed; other files go on
+        traceback.print_exc(file=sys.stderr)
+        outcome = pipeline.Outcome(feed.id, str(path), status="failed",
+                                   error=f"unexpected error ({type(exc).__name__}: {exc}): a bug in CityOps; its "
+                                         "traceback is on standard error")
     session.wrote(feed.entity, outcome)
     return outcome

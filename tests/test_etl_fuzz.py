@@ -99,3 +99,31 @@ def test_malformed_geojson_features_are_quarantined_with_their_reason(tmp_path):
     reasons = {r[0] for r in con.execute("SELECT reason FROM etl_quarantine "
                                          "WHERE feed_id IN ('sensors', 'service_halls')").fetchall()}
     assert {"feature is not a GeoJSON object", "a Point's coordinates are not [longitude, latitude]"} <= reasons
+
+
+def test_a_bug_met_in_one_file_fails_that_file_alone(tmp_path, monkeypatch, capsys):
+    """An unexpected exception (a bug, here planted in the checks of Open311's records) fails its file's run, rolled
+    back and logged with the error, prints its traceback on standard error for the report, and the other feeds
+    load: before, it stopped the whole load-all with nothing published."""
+    from core.settings import load_config
+    from etl import jobs, validate
+
+    settings, _ = make_city(tmp_path)
+    config = load_config(settings)
+    check = validate.check
+
+    def buggy(frame, entity_name, context, reasons):
+        if "source_key" in frame and frame["source_key"].astype(str).str.startswith("O311").any():
+            raise TypeError("planted bug")
+        return check(frame, entity_name, context, reasons)
+    monkeypatch.setattr(validate, "check", buggy)
+    outcomes = {o.feed_id: o for o in jobs.load_all(config, report=lambda line: None)}
+    assert outcomes["open311"].status == "failed"
+    assert outcomes["open311"].error.startswith("unexpected error (TypeError: planted bug): a bug in CityOps")
+    assert {o.status for f, o in outcomes.items() if f != "open311"} == {"ok"}
+    assert "Traceback" in capsys.readouterr().err
+    con = duckdb.connect(str(config.warehouse_dir / "etl.duckdb"), read_only=True)
+    assert con.execute("SELECT status, error FROM etl_run WHERE feed_id = 'open311'").fetchall() == [
+        ("failed", "planted bug")]
+    assert con.execute("SELECT count(*) FROM fct_incident WHERE feed_id = 'open311'").fetchall() == [(0,)]
+    assert con.execute("SELECT count(*) FROM fct_incident WHERE feed_id = 'hotline_12345'").fetchall()[0][0] > 0
