@@ -129,6 +129,9 @@ class Etl(Strict):
     chunk_rows: int = Field(250_000, ge=1000)
     workers: int = Field(2, ge=0, le=64, description=(
         "processes that map, check, mask and locate a big file's chunks beside the loader (0: the loader does it)"))
+    settle_seconds: float = Field(5, ge=0, le=3600, description=(
+        "the watcher leaves a file modified less than this many seconds ago for a pass a moment later: it may "
+        "still be being written (manual loads take files as they are)"))
     workers_from_chunks: float = Field(3, ge=0, description=(
         "a file is worked on by workers when it holds at least this many chunks (judged from the share of the file "
         "its first chunk took); smaller ones in the loader: starting workers costs more than they save"))

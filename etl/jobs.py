@@ -1,6 +1,7 @@
 """What the CLI and the scheduler run: load one file, load everything pending, in dependency order."""
 import glob
 import sys
+import time
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,23 +59,30 @@ def _stat(path: Path) -> tuple[int, int]:
 
 
 def load_all(config, force: bool = False, progress=None, report=print, feeds=None, known: dict | None = None,
-             report_unchanged: bool = True) -> list[pipeline.Outcome]:
+             report_unchanged: bool = True, settle_seconds: float = 0) -> list[pipeline.Outcome]:
     """Load every pending file of `feeds` (ids; default all), in dependency order, then publish if needed.
 
     known: the worker's memory of the files it has read, path -> (size, modification time). A file that is as
     remembered is skipped without being read and hashed again, and when no feed file and no boundary file
-    changed, the writer database is not even opened (a manual load is not locked out by an idle worker)."""
+    changed, the writer database is not even opened (a manual load is not locked out by an idle worker).
+    settle_seconds (with known): a file modified more recently is left for a later pass, neither read nor
+    remembered; it comes back as a 'waiting' outcome."""
     chosen = [config.feeds[f] for f in feeds] if feeds is not None else list(config.feeds.values())
     todo = [(feed, path) for feed in sorted(chosen, key=lambda f: (LOAD_ORDER.index(f.entity), f.id))
             for path in pending_files(config, feed)]
-    stats = {}
+    stats, waiting = {}, []
     if known is not None:
         stats = {path: _stat(path) for _, path in todo}
         stats.update({path: _stat(path) for path in boundary_files(config) if path.exists()})
         if not force:
             todo = [(feed, path) for feed, path in todo if known.get(path) != stats[path]]
-            if not todo and all(known.get(path) == stat for path, stat in stats.items()):
-                return []
+        fresh = _settling(todo, stats, settle_seconds)
+        todo = [item for item in todo if item not in fresh]
+        waiting = [pipeline.Outcome(feed.id, str(path), status="waiting") for feed, path in fresh]
+        for _, path in fresh:
+            del stats[path]
+        if not todo and all(known.get(path) == stat for path, stat in stats.items()):
+            return waiting
     outcomes = []
     with _session(config, report) as session:
         for feed, path in todo:
@@ -84,7 +92,15 @@ def load_all(config, force: bool = False, progress=None, report=print, feeds=Non
                 report(outcome.line())
     if known is not None:       # failed loads too: a file a load refused is tried again when it changes
         known.update(stats)
-    return outcomes
+    return outcomes + waiting
+
+
+def _settling(todo: list, stats: dict, settle_seconds: float) -> list:
+    """The files of todo modified in the last settle_seconds. One still being written would load its complete rows
+    and quarantine its cut last line (a CSV), or fail (a JSON document), until it loaded again complete."""
+    now, settle = time.time_ns(), int(settle_seconds * 1e9)
+    # a time further ahead than that is a skewed clock (a network share), not a file being written: taken as it is
+    return [(feed, path) for feed, path in todo if settle and now - settle < stats[path][1] <= now + settle]
 
 
 def boundary_files(config) -> list[Path]:

@@ -83,7 +83,7 @@ class Timetable:
             self.next[feed_id] = following
 
     def retry(self, feed_ids, when: datetime) -> None:
-        """The writer was busy: the feeds stay due, from `when`."""
+        """The writer was busy, or a file was still being written: the feeds stay due, from `when`."""
         for feed_id in feed_ids:
             self.next[feed_id] = when.astimezone(UTC)
 
@@ -100,14 +100,23 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def run_once(config, feeds=None, known: dict | None = None) -> int | None:
-    """One pass over `feeds` (default all); returns how many files were loaded, None when the writer was busy."""
+def run_once(config, feeds=None, known: dict | None = None) -> tuple[int, float | None]:
+    """One pass over `feeds` (default all): how many files were loaded, and in how many seconds to pass again
+    (None: at the feeds' next times): soon when the writer was busy, once settled when a file was still being
+    written (modified in the last etl.settle_seconds)."""
+    settle = config.settings.etl.settle_seconds
     try:
-        outcomes = jobs.load_all(config, report=log.info, feeds=feeds, known=known, report_unchanged=False)
+        outcomes = jobs.load_all(config, report=log.info, feeds=feeds, known=known, report_unchanged=False,
+                                 settle_seconds=settle)
     except WarehouseBusy as exc:      # a manual load is running; try again soon
         log.warning("%s; trying again in %.0f s", exc, RETRY_SECONDS)
-        return None
-    return sum(o.status == "ok" for o in outcomes)
+        return 0, RETRY_SECONDS
+    loaded = sum(o.status == "ok" for o in outcomes)
+    waiting = [o.file for o in outcomes if o.status == "waiting"]
+    if waiting:
+        log.info("modified in the last %g s, loaded once settled: %s", settle, ", ".join(waiting))
+        return loaded, min(settle, RETRY_SECONDS)
+    return loaded, None
 
 
 def run_forever(config, ticks: int | None = None, stop: threading.Event | None = None) -> None:
@@ -124,16 +133,15 @@ def run_forever(config, ticks: int | None = None, stop: threading.Event | None =
     while not stop.is_set() and (ticks is None or count < ticks):
         due = timetable.due(_now())
         if due:
+            again = None
             try:
-                loaded = run_once(config, due, known)
+                _, again = run_once(config, due, known)
             except (FeedError, ConfigError) as exc:
                 log.error("%s", exc)
-                loaded = 0
             except Exception:                      # the worker outlives one bad pass; the run log has the details
                 log.exception("load of %s failed", ", ".join(due))
-                loaded = 0
-            if loaded is None:
-                timetable.retry(due, _now() + timedelta(seconds=RETRY_SECONDS))
+            if again is not None:
+                timetable.retry(due, _now() + timedelta(seconds=again))
             else:
                 timetable.done(due, _now())
             count += 1

@@ -119,6 +119,7 @@ def test_unquoted_time_in_a_feed_file(config_copy):
 HOTLINE_EVERY = 2          # seconds
 DEFAULT_EVERY = 5          # etl.schedule_seconds (its minimum)
 UPDATE_HOURS = 6
+SETTLE = 1                 # etl.settle_seconds
 
 
 def _reader(settings) -> Reader:
@@ -157,10 +158,13 @@ def worker(tmp_path_factory):
         # the export dropped later covers (end, end + 6 h]: time has moved on (see test_etl_incremental.py)
         d["clock"]["as_of"] = (end + timedelta(hours=UPDATE_HOURS)).isoformat()
         d["etl"]["schedule_seconds"] = DEFAULT_EVERY
+        d["etl"]["settle_seconds"] = SETTLE
     edit_yaml(settings, configure)
     feeds = settings.parent / "feeds"
     edit_yaml(feeds / "hotline_12345.yaml", lambda d: d.update(schedule={"every_seconds": HOTLINE_EVERY}))
     edit_yaml(feeds / "service_cases.yaml", lambda d: d.update(schedule={"at": [not_yet]}))
+    for path in city.rglob("*"):       # delivered a minute ago, not still being written (etl.settle_seconds)
+        os.utime(path, (time.time() - 60, time.time() - 60))
     log_path = root / "worker.log"
     log = open(log_path, "w", encoding="utf-8")
     process = subprocess.Popen([PYTHON, "-m", "etl", "--config", str(settings), "watch"], cwd=ROOT,
@@ -266,6 +270,30 @@ def test_a_busy_writer_delays_the_due_feed_until_it_is_free(worker):
     print(f"\nloaded {waited:.2f} s after the writer was released")
     assert runs == [("ok", len(lines), len(lines), 0, 0, 0)], runs
     assert waited <= DEFAULT_EVERY + 10
+
+
+def test_a_file_written_in_place_is_loaded_once_complete(worker):
+    """An export written straight into the watched folder, a piece every 0.3 s for longer than three ticks: the
+    worker waits until it has not changed for etl.settle_seconds, then loads it once, whole. Before, a tick during
+    the writing loaded the rows written so far and quarantined the cut last line."""
+    settings, city = worker["settings"], worker["city"]
+    staged = worker["root"] / "hotline_12345_inplace.csv"
+    run("-m", "demo_city", "update", "--city", str(city), "--out", str(staged), "--hours", str(UPDATE_HOURS))
+    data = staged.read_bytes()
+    data = data[:data.rindex(b"\n", 0, len(data) - 1) + 1]          # a row fewer: not the update file again
+    rows = data.count(b"\n") - 1
+    target = city / "incidents" / "hotline_12345_inplace.csv"
+    pieces = 24
+    with open(target, "wb") as fh:
+        for i in range(pieces):                                          # cut anywhere, mid-line too
+            fh.write(data[len(data) * i // pieces:len(data) * (i + 1) // pieces])
+            fh.flush()
+            time.sleep(0.3)
+            assert _runs(settings, target.name) == [], f"loaded after {i + 1} of {pieces} pieces"
+    runs, waited = _wait_for(lambda: _runs(settings, target.name), timeout=SETTLE + 20)
+    print(f"\nwritten in place: loaded {waited:.2f} s after the last piece")
+    assert runs == [("ok", rows, 0, runs[0][3], rows - runs[0][3], 0)], runs
+    assert "modified in the last 1 s, loaded once settled" in worker["log"]()
 
 
 def test_sigterm_stops_the_worker(worker):
