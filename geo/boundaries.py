@@ -38,7 +38,12 @@ def read_level(name: str, spec, resolve) -> Level:
     if not path.exists():
         raise ConfigError(f"settings: key 'city.boundaries.{name}.path': got '{path}'; expected an existing "
                           "GeoJSON, Shapefile or GeoPackage file")
-    frame = gpd.read_file(path)
+    try:
+        frame = gpd.read_file(path)
+    except Exception as exc:  # noqa: BLE001 - GDAL's drivers raise what they meet; all mean the file is unreadable
+        raise ConfigError(f"settings: key 'city.boundaries.{name}.path': {path} cannot be read "
+                          f"({str(exc).split(';')[0]}); expected a GeoJSON, Shapefile or GeoPackage file") from None
+    _check_polygons(frame, name, path)
     if frame.crs is None:
         raise ConfigError(f"{path}: no coordinate reference system; expected one (GeoJSON is WGS84 by definition)")
     frame = frame.to_crs(WGS84)
@@ -51,6 +56,9 @@ def read_level(name: str, spec, resolve) -> Level:
     if spec.id not in frame.columns:
         raise ConfigError(f"settings: key 'city.boundaries.{name}.id': got {spec.id!r}; expected a property of "
                           f"{path}, one of {sorted(c for c in frame.columns if c != 'geometry')}")
+    if frame[spec.id].isna().any():
+        raise ConfigError(f"{path}: feature {int(frame[spec.id].isna().to_numpy().argmax()) + 1} has no {spec.id!r}; "
+                          f"expected an id for every {name}")
     ids = frame[spec.id].astype(str).str.strip()
     if ids.duplicated().any():
         raise ConfigError(f"{path}: property {spec.id!r} repeats {ids[ids.duplicated()].iloc[0]!r}; "
@@ -64,6 +72,21 @@ def read_level(name: str, spec, resolve) -> Level:
     }, geometry=geometry.values, crs=WGS84)
     out["geometry"] = out.geometry.apply(_polygonal)
     return Level(name, out, int(invalid.sum()))
+
+
+def _check_polygons(frame: gpd.GeoDataFrame, name: str, path: Path) -> None:
+    """Boundaries are areas: a file without any, or with a feature that is not one, is refused (an empty or point
+    geometry failed later with a traceback, or contained nothing)."""
+    if frame.empty:
+        raise ConfigError(f"{path}: no features; expected a polygon for each {name}")
+    kinds = frame.geometry.geom_type
+    missing = (frame.geometry.isna() | frame.geometry.is_empty).to_numpy()
+    wrong = missing | ~kinds.isin(["Polygon", "MultiPolygon"]).to_numpy()
+    if wrong.any():
+        first = int(wrong.argmax())
+        got = "no geometry" if missing[first] else kinds.iloc[first]
+        raise ConfigError(f"{path}: feature {first + 1} has {got}; expected a Polygon or MultiPolygon for each "
+                          f"{name}")
 
 
 def _names(frame, column, ids):

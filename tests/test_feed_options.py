@@ -280,6 +280,36 @@ def test_boundary_in_projected_coordinates_without_a_crs_is_refused(tmp_path):
     assert "key 'city.boundaries.street.path'" in str(info.value) and "degrees" in str(info.value)
 
 
+SQUARE = {"type": "Polygon", "coordinates": [[[120, 30], [120.1, 30], [120.1, 30.1], [120, 30]]]}
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "cannot be read"),
+    (b"[1, 2, 3]", "cannot be read"),
+    ({"type": "FeatureCollection", "features": []}, "no features; expected a polygon for each street"),
+    ([None, SQUARE], "feature 1 has no geometry; expected a Polygon or MultiPolygon for each street"),
+    ([SQUARE, {"type": "Point", "coordinates": [120.05, 30.05]}], "feature 2 has Point; expected a Polygon"),
+    ([SQUARE, {"type": "LineString", "coordinates": [[120, 30], [120.1, 30.1]]}], "feature 2 has LineString"),
+    ("no id", "feature 2 has no 'id'; expected an id for every street"),
+])
+def test_boundaries_that_are_not_polygons_with_ids_are_refused_with_the_file(tmp_path, content, message):
+    """Each of these failed with a traceback when the ETL or the dashboard started (a null geometry), or gave a
+    layer that contains nothing (points, lines), or an id 'None'."""
+    from core.settings import Boundary
+    from geo.boundaries import read_level
+    path = tmp_path / "streets.geojson"
+    if isinstance(content, bytes | dict):
+        path.write_bytes(content if isinstance(content, bytes) else json.dumps(content).encode())
+    else:
+        geometries = [SQUARE, SQUARE] if content == "no id" else content
+        features = [{"type": "Feature", "properties": {"id": None if content == "no id" and i else f"S{i}"},
+                     "geometry": g} for i, g in enumerate(geometries)]
+        path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    with pytest.raises(ConfigError, match=re.escape(message)) as info:
+        read_level("street", Boundary(path=path, id="id"), lambda p: p)
+    assert str(path) in str(info.value)
+
+
 def test_json_records_flatten_as_json_normalize_flattens_them():
     """extract._flat replaces pd.json_normalize (most of the time of reading JSON feeds): same columns in the same
     order, same values, for flat, nested, empty, dotted and odd keys and records that differ in their fields."""
