@@ -1,12 +1,14 @@
 """Config validation: a bad file stops start-up with the file, the key, the value and what was expected."""
 import os
+import random
+import shutil
 
 import pytest
 import yaml
 
 from core.errors import ConfigError
 from core.settings import load_config
-from tests.conftest import edit_yaml, run
+from tests.conftest import ROOT, edit_yaml, run
 
 
 def test_shipped_config_is_valid():
@@ -220,3 +222,43 @@ def test_writer_memory_limit_is_checked_and_used(config_copy, tmp_path):
         "SELECT current_setting('memory_limit')").fetchall()
     with jobs._session(load_config(settings), lambda line: None) as session:
         assert session.con.execute("SELECT current_setting('memory_limit')").fetchall() == expected
+
+
+def _mutate(node, rnd, odd, depth=0) -> None:
+    """Replace one value somewhere below node with an odd one (and now and then drop a key)."""
+    if isinstance(node, dict) and node:
+        key = rnd.choice(list(node))
+        if rnd.random() < 0.4 or depth > 5:
+            node[key] = rnd.choice(odd)
+        else:
+            _mutate(node[key], rnd, odd, depth + 1)
+        if rnd.random() < 0.1:
+            node.pop(rnd.choice(list(node)), None)
+    elif isinstance(node, list) and node:
+        i = rnd.randrange(len(node))
+        if rnd.random() < 0.4 or depth > 5:
+            node[i] = rnd.choice(odd)
+        else:
+            _mutate(node[i], rnd, odd, depth + 1)
+
+
+def test_any_value_of_the_wrong_type_or_shape_is_a_config_error(tmp_path):
+    """300 random mutations of the shipped config files (a value swapped for None, a number, a list, a mapping, a
+    long or odd text; a key dropped): each loads or raises ConfigError, never another exception."""
+    rnd = random.Random(20261128)
+    odd = [None, "", "x", 0, -1, 10**12, 1.5, True, [], {}, ["a"], {"a": 1}, [[1]], "99:99", "%Q", "../..", "a" * 1000]
+    files = sorted((ROOT / "config").rglob("*.yaml"))
+    refused = 0
+    for _ in range(300):
+        config = tmp_path / "config"
+        shutil.rmtree(config, ignore_errors=True)
+        shutil.copytree(ROOT / "config", config)
+        target = config / rnd.choice(files).relative_to(ROOT / "config")
+        data = yaml.safe_load(target.read_text(encoding="utf-8"))
+        _mutate(data, rnd, odd)
+        target.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        try:
+            load_config(config / "settings.yaml")
+        except ConfigError:
+            refused += 1
+    assert refused > 100          # about half the mutations break something, and each says what
