@@ -225,21 +225,17 @@ def test_writer_memory_limit_is_checked_and_used(config_copy, tmp_path):
 
 
 def _mutate(node, rnd, odd, depth=0) -> None:
-    """Replace one value somewhere below node with an odd one (and now and then drop a key)."""
-    if isinstance(node, dict) and node:
-        key = rnd.choice(list(node))
-        if rnd.random() < 0.4 or depth > 5:
-            node[key] = rnd.choice(odd)
-        else:
-            _mutate(node[key], rnd, odd, depth + 1)
-        if rnd.random() < 0.1:
-            node.pop(rnd.choice(list(node)), None)
-    elif isinstance(node, list) and node:
-        i = rnd.randrange(len(node))
-        if rnd.random() < 0.4 or depth > 5:
-            node[i] = rnd.choice(odd)
-        else:
-            _mutate(node[i], rnd, odd, depth + 1)
+    """Replace one value somewhere below node (a mapping or a list) with an odd one; now and then drop a key."""
+    places = list(node) if isinstance(node, dict) else list(range(len(node))) if isinstance(node, list) else []
+    if not places:
+        return
+    place = rnd.choice(places)
+    if rnd.random() < 0.4 or depth > 5:
+        node[place] = rnd.choice(odd)
+    else:
+        _mutate(node[place], rnd, odd, depth + 1)
+    if isinstance(node, dict) and rnd.random() < 0.1:
+        node.pop(rnd.choice(list(node)), None)
 
 
 def test_any_value_of_the_wrong_type_or_shape_is_a_config_error(tmp_path):
