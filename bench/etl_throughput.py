@@ -6,7 +6,9 @@
    parameters, so a rerun does not regenerate it.
 2. A fresh warehouse and a copy of config/ pointing at that city (like tests/conftest.make_city).
 3. For every feed file, in the ETL's load order (sensors before readings, hotline before Open311):
-   - floor:    SELECT count(*) FROM read_csv/read_json('<file>') in a fresh DuckDB (bench/_floor.py, own process)
+   - floor:    SELECT count(*) FROM read_csv/read_json('<file>') in a fresh DuckDB (bench/_floor.py, own process);
+               beside it, the same file materialised (CTAS) and the minimal pipeline (one row per natural key in a
+               database file, then Parquet: what the issue's merge and non-blocking readers cost on their own)
    - pipeline: python -m etl --config <tmp config> load --feed X FILE, a subprocess: wall time and peak RSS
                (os.wait4 rusage of that child alone). The wall time is the whole command: interpreter start,
                imports, boundaries, load, publish. The load alone is the "in N.Ns" the ETL prints.
@@ -195,8 +197,8 @@ def write_config(root: Path, city: Path, etl: dict | None = None) -> Path:
     return settings
 
 
-def feed_files(settings: Path, only: list[str] | None) -> list[tuple[str, str, Path]]:
-    """(feed id, source format, file) in the ETL's load order."""
+def feed_files(settings: Path, only: list[str] | None) -> list[tuple[str, str, Path, list[str]]]:
+    """(feed id, source format, file, the source fields of its natural key) in the ETL's load order."""
     from core.settings import load_config
     from etl.jobs import pending_files
     config = load_config(settings)
@@ -206,8 +208,15 @@ def feed_files(settings: Path, only: list[str] | None) -> list[tuple[str, str, P
         if only and feed.id not in only and not _prerequisite(feed.id, only):
             continue
         for path in pending_files(config, feed):
-            out.append((feed.id, feed.source.format, path))
+            out.append((feed.id, feed.source.format, path, _key_fields(feed)))
     return out
+
+
+def _key_fields(feed) -> list[str]:
+    """The source fields of the feed's natural key, for the minimal pipeline's floor: [] when a key field is built
+    from several source fields or a constant."""
+    fields = [feed.spec(name).source for name in feed.key]
+    return fields if all(isinstance(f, str) for f in fields) else []
 
 
 def _prerequisite(feed_id: str, only: list[str]) -> bool:
@@ -217,8 +226,8 @@ def _prerequisite(feed_id: str, only: list[str]) -> bool:
 
 # --- measuring -------------------------------------------------------------------------------------------------
 
-def floor(fmt: str, path: Path, repeats: int) -> dict:
-    result = checked(measured([PYTHON, "-m", "bench._floor", fmt, str(path), str(repeats)]), f"floor {path}")
+def floor(fmt: str, path: Path, repeats: int, keys: list[str]) -> dict:
+    result = checked(measured([PYTHON, "-m", "bench._floor", fmt, str(path), str(repeats), *keys]), f"floor {path}")
     data = json.loads(result["stdout"].strip().splitlines()[-1])
     data["rss_mib"] = result["rss_mib"]
     return data
@@ -307,17 +316,19 @@ def _num(value, fmt: str, width: int) -> str:
 
 def table(rows: list[dict], total: dict) -> str:
     head = (f"{'feed':<16} {'file':<24} {'rows':>11} {'floor s':>8} {'pipe s':>8} {'load s':>8} "
-            f"{'floor rows/s':>13} {'pipe rows/s':>12} {'ratio':>7} {'ratio load':>10} {'x CTAS':>7} {'RSS MiB':>8} "
+            f"{'floor rows/s':>13} {'pipe rows/s':>12} {'ratio':>7} {'ratio load':>10} {'x CTAS':>7} {'x min':>6} "
+            f"{'RSS MiB':>8} "
             f"{'floor MiB':>9}")
     lines = [head, "-" * len(head)]
     for r in rows + [total]:
         ratio = f"{r['ratio']:>6.1f}x" if r.get("ratio") is not None else f"{'-':>7}"
         ratio_load = f"{r['ratio_load']:>9.1f}x" if r.get("ratio_load") is not None else f"{'-':>10}"
         ratio_table = f"{r['ratio_table']:>6.1f}x" if r.get("ratio_table") is not None else f"{'-':>7}"
+        ratio_minimal = f"{r['ratio_minimal']:>5.1f}x" if r.get("ratio_minimal") is not None else f"{'-':>6}"
         lines.append(
             f"{r['feed']:<16} {r['file'][-24:]:<24} {_num(r['rows'], ',', 11)} {r['floor_s']:>8.2f} "
             f"{r['pipeline_s']:>8.2f} {_num(r.get('load_s'), '.2f', 8)} {r['floor_rows_per_s']:>13,.0f} "
-            f"{_num(r.get('pipeline_rows_per_s'), ',.0f', 12)} {ratio} {ratio_load} {ratio_table} {r['rss_mib']:>8,.0f} "
+            f"{_num(r.get('pipeline_rows_per_s'), ',.0f', 12)} {ratio} {ratio_load} {ratio_table} {ratio_minimal} {r['rss_mib']:>8,.0f} "
             f"{r['floor_rss_mib']:>9,.0f}" + (f"  {r['status']}" if r.get("status", "ok") != "ok" else ""))
     return "\n".join(lines)
 
@@ -337,10 +348,10 @@ def run(args) -> dict:
     try:
         settings = write_config(root, city, etl_settings(args))
         rows = []
-        for feed_id, fmt, path in feed_files(settings, args.feeds):
+        for feed_id, fmt, path, keys in feed_files(settings, args.feeds):
             write_config(root, city, etl_settings(args))
             print(f"{feed_id}: floor ...", file=sys.stderr, flush=True)
-            f = floor(fmt, path, args.floor_repeats)
+            f = floor(fmt, path, args.floor_repeats, keys)
             print(f"{feed_id}: pipeline ...", file=sys.stderr, flush=True)
             prof = None
             if args.profile and feed_id in args.profile:
@@ -352,7 +363,8 @@ def run(args) -> dict:
             rows.append({
                 "feed": feed_id, "file": str(path.relative_to(city)), "bytes": path.stat().st_size,
                 "status": r["status"], "rows": n, "floor_rows": f["rows"], "floor_s": f["seconds"],
-                "floor_table_s": f["table_seconds"], "floor_rss_mib": f["rss_mib"], "duckdb_threads": f["threads"],
+                "floor_table_s": f["table_seconds"], "floor_minimal_s": f["minimal_seconds"],
+                "floor_rss_mib": f["rss_mib"], "duckdb_threads": f["threads"],
                 "floor_sql": f["sql"], "pipeline_s": r["seconds"], "load_s": r.get("load_seconds"),
                 "rss_mib": r["rss_mib"], "own_rss_mib": r["own_rss_mib"], "tree_pss_mib": r["tree_pss_mib"],
                 "processes": r["processes"], "cpu_s": r["cpu_s"],
@@ -360,7 +372,9 @@ def run(args) -> dict:
                 "floor_rows_per_s": f["rows"] / f["seconds"], "pipeline_rows_per_s": n / r["seconds"] if ok else None,
                 "ratio": r["seconds"] / f["seconds"] if ok else None,
                 "ratio_load": r["load_seconds"] / f["seconds"] if ok else None,
-                "ratio_table": r["seconds"] / f["table_seconds"] if ok else None, "profiled": bool(prof),
+                "ratio_table": r["seconds"] / f["table_seconds"] if ok else None,
+                "ratio_minimal": r["seconds"] / f["minimal_seconds"] if ok and f["minimal_seconds"] else None,
+                "profiled": bool(prof),
                 "profile": str(prof) if prof else None,
             })
             print(f"{feed_id}: {n or 0:,} rows, floor {f['seconds']:.2f}s, pipeline {r['seconds']:.2f}s "
@@ -385,9 +399,14 @@ def run(args) -> dict:
              "rss_mib": max(r["rss_mib"] for r in rows), "floor_rss_mib": max(r["floor_rss_mib"] for r in rows),
              "status": "ok" if len(done) == len(rows) else "incomplete"}
     total["ratio_table"] = ps / total["floor_table_s"] if total["floor_table_s"] else None
+    keyed = [r for r in done if r["floor_minimal_s"]]    # feeds whose key is a plain source column
+    total["floor_minimal_s"] = sum(r["floor_minimal_s"] for r in keyed)
+    total["ratio_minimal"] = (sum(r["pipeline_s"] for r in keyed) / total["floor_minimal_s"]
+                              if total["floor_minimal_s"] else None)
     if whole is not None:
         whole.update(ratio=whole["seconds"] / fs if fs else None,
-                     ratio_table=whole["seconds"] / total["floor_table_s"] if total["floor_table_s"] else None)
+                     ratio_table=whole["seconds"] / total["floor_table_s"] if total["floor_table_s"] else None,
+                     ratio_minimal=whole["seconds"] / total["floor_minimal_s"] if len(keyed) == len(done) else None)
     return {
         "bench": "etl_throughput", "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": host, "load_average_end": os.getloadavg(),
@@ -442,7 +461,8 @@ def main(argv=None) -> int:
     if w is not None:
         print(f"one load-all of all {w['files']} files ({w['rows']:,} rows, one start-up and one publish): "
               f"{w['seconds']:.2f}s, {w['ratio']:.1f}x the bare reads, {w['ratio_table']:.1f}x CTAS, "
-              f"peak RSS {w['rss_mib']:,.0f} MiB ({w['status']})")
+              + (f"{w['ratio_minimal']:.1f}x the minimal pipelines, " if w.get("ratio_minimal") else "")
+              + f"peak RSS {w['rss_mib']:,.0f} MiB ({w['status']})")
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     p = report["city"]["params"]

@@ -231,11 +231,11 @@ def main(argv=None) -> int:
         settings = write_config(root, city, {"workers": 0, **({"chunk_rows": args.chunk_rows} if args.chunk_rows
                                                                else {})})
         files = feed_files(settings, [args.feed])
-        for feed_id, _, path in files:
+        for feed_id, _, path, _ in files:
             if feed_id != args.feed:          # a prerequisite (sensors before readings): loaded as usual
                 checked(measured([PYTHON, "-m", "etl", "--config", str(settings), "load", "--feed", feed_id,
                                   str(path)]), f"etl load {feed_id}")
-        target = [path for feed_id, _, path in files if feed_id == args.feed][0]
+        target = [path for feed_id, _, path, _ in files if feed_id == args.feed][0]
 
         from core.settings import load_config
         instrument()

@@ -59,6 +59,11 @@ def writer(warehouse_dir: Path, memory_limit: str = "6GB"):
         con.close()
 
 
+# zstd at DuckDB's default level: level 1 writes the 10M hotline's tables 15% faster but 11-13% larger, on every
+# reader's disk (docs/PERFORMANCE.md, session 19).
+PARQUET = "FORMAT parquet, COMPRESSION zstd"
+
+
 def _published_dir(warehouse_dir: Path) -> Path:
     return warehouse_dir / PUBLISHED
 
@@ -108,8 +113,7 @@ def publish(con: duckdb.DuckDBPyConnection, warehouse_dir: Path, keep: int = 3,
                                            before.get("months", {}).get(table, {}))
             counts[table] = sum(n for n, _ in months[table].values())
             continue
-        con.execute(f"COPY (SELECT * FROM {table}) TO '{_sql_path(staging / table)}.parquet' "
-                    "(FORMAT parquet, COMPRESSION zstd)")
+        con.execute(f"COPY (SELECT * FROM {table}) TO '{_sql_path(staging / table)}.parquet' ({PARQUET})")
         counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     manifest = {"generation": name, "published_at": time.time(), "rows": counts, "last_load": _last_load(con),
                 "months": months}
@@ -223,7 +227,7 @@ def _write_months(con, table: str, staging: Path, months: list[int | None]) -> N
     where += [f"{MONTHLY[table]} IS NULL"] if None in months else []
     aside = staging / f".{table}.months"
     con.execute(f"""COPY (SELECT *, {key} AS {PARTITION} FROM {table} t WHERE {' OR '.join(where)})
-                    TO '{_sql_path(aside)}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({PARTITION}))""")
+                    TO '{_sql_path(aside)}' ({PARQUET}, PARTITION_BY ({PARTITION}))""")
     for written in aside.iterdir():
         value = written.name.removeprefix(f"{PARTITION}=")
         month = _month_name(None if value == HIVE_NULL else int(value))
