@@ -30,7 +30,7 @@ def create_app(config=None) -> dash.Dash:
     store.init(config, cache)
     app.layout = html.Div([dcc.Location(id="url"), dash.page_container], className="app-root")
     auth.register(app.server, config)      # first: every later check knows who is asking
-    routes.register(app.server, config)
+    routes.register(app, config)
     tiles.register(app.server, config)
     pages = {page["path"] for page in dash.page_registry.values()}
     playlists.check_views(config.playlists, config.settings_path.parent, pages, params.PAGE_PARAMS)

@@ -17,16 +17,18 @@ import secrets
 import time
 from datetime import timedelta
 from html import escape
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import dash
-from flask import Response, g, has_request_context, jsonify, redirect, request, session
+from flask import Response, abort, g, has_request_context, jsonify, redirect, request, session
 
 from ops import audit as audit_log
 from ops import signin
 from query import store
 
-PUBLIC = ("/login", "/logout", "/healthz", "/assets/", "/_favicon.ico")
+# Open without signing in: these exact paths and what is under /assets/ ("/loginx" or "/healthz/.." is no exception).
+PUBLIC_PATHS = frozenset({"/login", "/logout", "/healthz", "/_favicon.ico"})
+PUBLIC_PREFIXES = ("/assets/",)
 TOUCH_EVERY_S = 60            # write the last-activity time at most once a minute (each write re-sends the cookie)
 
 
@@ -37,6 +39,14 @@ def current_user():
 def allowed(permission: str) -> bool:
     user = current_user()
     return user is not None and permission in user.permissions
+
+
+def require_page(path: str) -> None:
+    """Refuse (403) a callback of a page the current user may not open: callbacks are reachable without loading
+    the page, so the page's own check at load time is not enough."""
+    user = current_user()
+    if user is None or not user.may_open(path):
+        abort(403, description=f"{path}: not a page this account may open")
 
 
 def audit(action: str, subject: str, **detail) -> None:
@@ -57,7 +67,7 @@ def register(server, config) -> None:
     @server.before_request
     def identify():
         g.cityops_user = _session_user(directory)
-        if request.path.startswith(PUBLIC):
+        if request.path in PUBLIC_PATHS or request.path.startswith(PUBLIC_PREFIXES):
             return None
         user = g.cityops_user
         if user is None:
@@ -147,12 +157,13 @@ def _session_user(directory):
 
 
 def _next_page(target: str | None, user) -> str:
-    """Where to go after signing in: the page asked for, if it is a local page this user may open."""
-    if target:
-        parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc and target.startswith("/") and not target.startswith("//") \
-                and user.may_open(parts.path):
-            return target
+    """Where to go after signing in: the page asked for, if it is a page of this app the user may open. Rebuilt
+    from its path and query: echoed as sent, '/\\evil.example' or '/<tab>/evil.example' is another host to a browser."""
+    parts = urlsplit(target if isinstance(target, str) else "")
+    pages = {page["path"] for page in dash.page_registry.values()}
+    if not parts.scheme and not parts.netloc and parts.path in pages and user.may_open(parts.path):
+        query = urlencode(parse_qsl(parts.query, keep_blank_values=True))
+        return parts.path + (f"?{query}" if query else "")
     if user.kiosk and user.may_open("/wall"):
         return "/wall?kiosk=1"
     return next((path for path in ("/", "/kpis", "/wall") if user.may_open(path)), "/")

@@ -1,18 +1,30 @@
-"""Page parameters: what an address may carry, checked once for both ways a page is reached: a full load
-(refused with 400 by dashboard/routes.py) and Dash's in-page navigation (which calls layout() directly, so
-layouts fall back to defaults instead)."""
+"""Page parameters: what an address may carry, checked the same way for both ways a page is reached: a full load
+and Dash's in-page navigation (the page router's callback request), both refused with 400 by dashboard/routes.py.
+Layouts still fall back to defaults for what they are given, as a second line."""
+from urllib.parse import parse_qsl
+
+from werkzeug.datastructures import MultiDict
+
 from query import store
 
 FLAGS = ("kiosk",)                                   # 0 or 1
 PAGE_PARAMS = {"lang", "kiosk", "layers", "playlist", *("kpi", "grain", "at", "district", "a", "b")}  # 2nd: /kpis
 
 
-def problem(args) -> str | None:
+def parse(search: str) -> MultiDict:
+    """A query string ('?a=1&b=2' or 'a=1&b=2') as Flask parses request.args."""
+    return MultiDict(parse_qsl(search.removeprefix("?"), keep_blank_values=True))
+
+
+def problem(args: MultiDict) -> str | None:
     """Why these query parameters are refused, or None when they are all acceptable."""
     config = store.config()
     unknown = sorted(set(args) - PAGE_PARAMS)
     if unknown:
         return f"unknown parameter {unknown[0]!r}"
+    repeated = sorted(name for name in args if len(args.getlist(name)) > 1)
+    if repeated:        # Dash would hand the page a list where a full load checked only the first value
+        return f"{repeated[0]} is given more than once"
     for flag in FLAGS:
         if args.get(flag, "0") not in ("0", "1"):
             return f"{flag} must be 0 or 1, not {args[flag][:20]!r}"

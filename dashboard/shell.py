@@ -9,9 +9,10 @@ from dashboard import params
 from query import store
 
 
-def language(lang: str | None) -> str:
+def language(lang) -> str:
+    """The language to show: a display preference, so anything not offered (a list, a number) is the default."""
     messages = store.config().messages
-    return messages.resolve(lang) or messages.default
+    return (messages.resolve(lang) if isinstance(lang, str) else None) or messages.default
 
 
 def t(lang: str, key: str, **values) -> str:

@@ -80,20 +80,23 @@ def period_of(grain: str, at: datetime | date, tz=None) -> Period:
     return Period(grain, _local(start, tz), _local(_step(grain, start, 1), tz))
 
 
+# ASCII digits only and the whole text: \d would take '２０２６' and $ a trailing newline, both read as 2026.
 _LABELS = (   # Period.label of each grain, read back
-    ("year", re.compile(r"^(\d{4})$"), lambda m: date(int(m[1]), 1, 1)),
-    ("quarter", re.compile(r"^(\d{4})-Q([1-4])$"), lambda m: date(int(m[1]), int(m[2]) * 3 - 2, 1)),
-    ("month", re.compile(r"^(\d{4})-(\d{2})$"), lambda m: date(int(m[1]), int(m[2]), 1)),
-    ("week", re.compile(r"^(\d{4})-W(\d{2})$"), lambda m: date.fromisocalendar(int(m[1]), int(m[2]), 1)),
-    ("day", re.compile(r"^(\d{4})-(\d{2})-(\d{2})$"), lambda m: date(int(m[1]), int(m[2]), int(m[3]))),
+    ("year", re.compile(r"(\d{4})", re.ASCII), lambda m: date(int(m[1]), 1, 1)),
+    ("quarter", re.compile(r"(\d{4})-Q([1-4])", re.ASCII), lambda m: date(int(m[1]), int(m[2]) * 3 - 2, 1)),
+    ("month", re.compile(r"(\d{4})-(\d{2})", re.ASCII), lambda m: date(int(m[1]), int(m[2]), 1)),
+    ("week", re.compile(r"(\d{4})-W(\d{2})", re.ASCII), lambda m: date.fromisocalendar(int(m[1]), int(m[2]), 1)),
+    ("day", re.compile(r"(\d{4})-(\d{2})-(\d{2})", re.ASCII), lambda m: date(int(m[1]), int(m[2]), int(m[3]))),
 )
 
 
 def parse_label(text: str) -> tuple[str, date] | None:
     """A period label ('2026', '2026-Q4', '2026-10', '2026-W47', '2026-11-20') as (grain, its first day); None
     when it is not one (or names no real date, such as '2026-13' or '2025-W53')."""
+    if not isinstance(text, str):
+        return None
     for grain, pattern, first in _LABELS:
-        m = pattern.match(text or "")
+        m = pattern.fullmatch(text)
         if m:
             try:
                 day = first(m)

@@ -11,17 +11,20 @@ filters by the user's district). On a shared screen (query/privacy.py) figures c
 shown as "< k" and records cannot be opened.
 """
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import date
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import dash
 from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, dash_table, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+from flask import abort
+from werkzeug.datastructures import MultiDict
 
 from core import kpis as defs
 from core.kpis import GRAINS
 from core.warehouse import NoData
-from dashboard import auth, shell
+from dashboard import auth, callback_requests, params, shell
 from dashboard import kpi_format as fmt
 from dashboard.shell import t
 from query import health, kpis, overview, privacy, store
@@ -32,6 +35,7 @@ PATH = "/kpis"
 SPARK_POINTS = 12
 PERIOD_CHOICES = {"day": 62, "week": 27, "month": 25, "quarter": 12, "year": 6}   # how far back the menus go
 PAGE_SIZE = 15
+MAX_PAGE = 10_000         # the records table's last page a request may ask for (offsets stay far from overflow)
 FONTS = '"Noto Sans CJK SC", "Noto Sans SC", "Noto Sans", "Source Han Sans SC", "PingFang SC", sans-serif'
 CODED = ("status", "priority", "channel", "outcome", "rating")    # columns of codes, shown in words when known
 FEED_ENTITIES = {"incidents": ("incidents",), "service_cases": ("service_cases",),
@@ -547,16 +551,16 @@ def _excluded(view: View, kpi, fig):
 # --- records ------------------------------------------------------------------------------------------------------
 
 def _checked_target(target) -> dict | None:
-    """A drill-down target from the browser, checked before any query (ids can be forged)."""
+    """A drill-down target from the browser, checked before any query (ids can be forged) by the rules of the
+    address's kpi, at and district: None when it is not one."""
     if not isinstance(target, dict):
         return None
     kpi_id, label, district = target.get("kpi"), target.get("at"), target.get("district") or ""
-    configured = _configured()
-    if kpi_id not in configured or configured[kpi_id].kind == "composite":
+    if not all(isinstance(v, str) for v in (kpi_id, label, district)):
         return None
-    if not isinstance(label, str) or kpis.parse_label(label) is None:
+    if params.kpi_problem({"kpi": kpi_id, "at": label, **({"district": district} if district else {})}):
         return None
-    if district and district not in {d[0] for d in _districts()}:
+    if _configured()[kpi_id].kind == "composite":
         return None
     return {"kpi": kpi_id, "at": label, "district": district}
 
@@ -622,10 +626,22 @@ def _cell(value):
 
 # --- callbacks ----------------------------------------------------------------------------------------------------
 
+VIEW_FIELDS = {f.name for f in fields(View)}
+CONTROLS = {"kpis-grain": "grain", "kpis-at": "at", "kpis-district": "district", "kpis-kpi": "kpi", "kpis-a": "a",
+            "kpis-b": "b"}      # each control and the address parameter it sets
+
+
 def _view_from(data) -> View:
-    data = data or {}
-    return resolve(data.get("lang"), data.get("kpi"), data.get("grain"), data.get("at"), data.get("district"),
-                   data.get("a"), data.get("b"))
+    """The view the page stored (kpis-view), for a user who may open the page. A store the page did not write is
+    refused (400), not shown as the default view: its figures would be taken for the view asked for."""
+    auth.require_page(PATH)
+    if not isinstance(data, dict) or not set(data) <= VIEW_FIELDS or \
+            not all(v is None or isinstance(v, str) for v in data.values()):
+        abort(400, description="kpis-view: not a view of this page")
+    problem = params.problem(MultiDict({k: v for k, v in data.items() if v is not None}))
+    if problem:
+        abort(400, description=f"kpis-view: {problem}")
+    return resolve(**data)
 
 
 @callback(Output("kpis-go", "data"),
@@ -633,10 +649,31 @@ def _view_from(data) -> View:
           Input("kpis-kpi", "value"), Input("kpis-a", "value"), Input("kpis-b", "value"),
           State("kpis-view", "data"), prevent_initial_call=True)
 def navigate(grain, at, district, kpi_id, a, b, data):
-    """A control changed: the address of the new view (the browser then navigates in the page)."""
+    """A control changed: the address of the new view (the browser then navigates in the page). A value no
+    control offers is refused (400) like the same value in the address."""
     view = _view_from(data)
-    return go_to(view, ctx.triggered_id, {"kpis-grain": grain, "kpis-at": at, "kpis-district": district,
-                                          "kpis-kpi": kpi_id, "kpis-a": a, "kpis-b": b}.get(ctx.triggered_id))
+    value = {"kpis-grain": grain, "kpis-at": at, "kpis-district": district, "kpis-kpi": kpi_id, "kpis-a": a,
+             "kpis-b": b}.get(ctx.triggered_id)
+    if value is None:
+        raise PreventUpdate
+    if _control_refused(view, CONTROLS[ctx.triggered_id], value):
+        abort(400, description=f"{ctx.triggered_id}: not one of its options")
+    target = go_to(view, ctx.triggered_id, value)
+    if target is None:
+        raise PreventUpdate
+    problem = params.problem(params.parse(urlsplit(target).query))
+    if problem:
+        abort(400, description=problem)
+    return target
+
+
+def _control_refused(view: View, name: str, value) -> bool:
+    """Whether a control's value is one the address would refuse for its parameter ('' district: the whole scope)."""
+    if not isinstance(value, str):
+        return True
+    if name == "district" and value == "":
+        return False
+    return params.kpi_problem({name: value, **({"kpi": view.kpi} if name == "grain" else {})}) is not None
 
 
 def go_to(view: View, control: str | None, value) -> str | None:
@@ -678,14 +715,15 @@ clientside_callback(
           Input({"type": "kpis-how", "kpi": ALL}, "n_clicks"), Input("kpis-how-close", "n_clicks"),
           State("kpis-view", "data"), prevent_initial_call=True)
 def show_how(_clicks, _close, data):
+    view = _view_from(data)
     trigger = ctx.triggered_id
     if trigger == "kpis-how-close":
         return True, no_update
-    if not isinstance(trigger, dict) or not ctx.triggered or not ctx.triggered[0].get("value"):
-        return no_update, no_update
-    if trigger.get("kpi") not in _configured():
-        return no_update, no_update
-    return False, how_panel(_view_from(data), trigger["kpi"])
+    if not isinstance(trigger, dict) or not callback_requests.clicked():
+        raise PreventUpdate
+    if not isinstance(trigger.get("kpi"), str) or trigger["kpi"] not in _configured():
+        raise PreventUpdate
+    return False, how_panel(view, trigger["kpi"])
 
 
 @callback(Output("kpis-drill-target", "data"), Output("kpis-drill-modal", "hidden"),
@@ -693,14 +731,15 @@ def show_how(_clicks, _close, data):
           Input({"type": "kpis-drill", "kpi": ALL, "at": ALL, "district": ALL, "src": ALL}, "n_clicks"),
           Input("kpis-drill-close", "n_clicks"), prevent_initial_call=True)
 def open_records(_clicks, _close):
+    auth.require_page(PATH)
     trigger = ctx.triggered_id
     if trigger == "kpis-drill-close":
         return None, True, no_update
-    if not isinstance(trigger, dict) or not ctx.triggered or not ctx.triggered[0].get("value"):
-        return no_update, no_update, no_update
+    if not isinstance(trigger, dict) or not callback_requests.clicked():
+        raise PreventUpdate
     target = _checked_target(dict(trigger))
     if target is None:
-        return no_update, no_update, no_update
+        raise PreventUpdate
     return target, False, "all"
 
 
@@ -710,14 +749,18 @@ def open_records(_clicks, _close):
           Input("kpis-drill-target", "data"), Input("kpis-drill-part", "value"),
           Input("kpis-drill-table", "page_current"), State("kpis-view", "data"), prevent_initial_call=True)
 def show_records(target, part, page_current, data):
+    """The records of the drill target (None: the dialog closed). A target, part or page no control sends is
+    refused (400), not replaced by another set of records."""
     view = _view_from(data)
-    target = _checked_target(target)
     if target is None:
         return [], [], 1, 0, "", ""
+    target = _checked_target(target)
+    fresh = ctx.triggered_id != "kpis-drill-table"
+    page_ok = type(page_current) is int and 0 <= page_current <= MAX_PAGE
+    if target is None or part not in kpis.PARTS or not (fresh or page_ok):
+        abort(400, description="not records this page shows")
     if not _may_drill():
         return [], [], 1, 0, t(view.lang, "kpis_page.records.refused"), ""
-    part = part if part in kpis.PARTS else "all"
-    fresh = ctx.triggered_id != "kpis-drill-table"
-    page_number = 0 if fresh or not isinstance(page_current, int) or page_current < 0 else min(page_current, 10_000)
+    page_number = 0 if fresh else page_current
     got = records_page(view, target, part, page_number)
     return got["rows"], got["columns"], got["pages"], page_number, got["summary"], got["title"]

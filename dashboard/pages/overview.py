@@ -3,7 +3,7 @@ import dash
 import plotly.graph_objects as go
 from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, dcc, html
 
-from dashboard import shell
+from dashboard import auth, shell
 from dashboard.shell import t
 from layers import basemap, districts
 from query import overview, store
@@ -86,5 +86,6 @@ clientside_callback(ClientsideFunction("cityops", "fitMap"), Output("district-ma
 @callback(Output("tiles", "children"), Output("district-map", "figure"),
           Input("overview-refresh", "n_intervals"), State("overview-lang", "data"), prevent_initial_call=True)
 def refresh(_, lang):
+    auth.require_page("/")
     lang = shell.language(lang)
     return tiles(lang), district_map(lang)

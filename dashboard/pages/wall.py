@@ -12,15 +12,17 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import plotly.utils
 from dash import ALL, ClientsideFunction, Input, Output, Patch, State, callback, clientside_callback, ctx, dcc, html
+from dash.exceptions import PreventUpdate
 
 from core import layers as layer_config
-from dashboard import alarm_panel, auth, freshness, params, shell, tiles, time_control
+from dashboard import alarm_panel, auth, callback_requests, freshness, params, shell, tiles, time_control
 from dashboard.shell import t
 from layers import basemap, registry
 from ops import acks
 from query import overview, privacy, store
 
-dash.register_page(__name__, path="/wall", title="CityOps · Wall")
+PATH = "/wall"
+dash.register_page(__name__, path=PATH, title="CityOps · Wall")
 
 WALL_TILES = (("incidents_today", "tile.incidents_today"), ("open", "tile.open"), ("overdue", "tile.overdue"),
               ("sensors_in_alarm", "tile.alarms"))
@@ -196,10 +198,6 @@ def _scaled_figure(figure: dict, scale: float) -> dict:
     return figure
 
 
-def _lang(value) -> str:
-    return shell.language(value if isinstance(value, str) else None)
-
-
 def _visible(value) -> list[str]:
     known = {layer.id for layer in store.config().layers}
     return [v for v in value if isinstance(v, str) and v in known] if isinstance(value, list) else []
@@ -217,10 +215,14 @@ def wall_tiles(lang: str):
 @callback(Output("wall-map", "figure", allow_duplicate=True), Input("wall-layers", "value"),
           prevent_initial_call=True)
 def toggle_layers(visible):
-    """Only the visibility flags travel: the layers' data stays in the browser."""
+    """Only the visibility flags travel: the layers' data stays in the browser. Anything but a list of layer ids
+    changes nothing (a string would have matched ids by substring)."""
+    auth.require_page(PATH)
+    if visible is None or _visible(visible) != visible:
+        raise PreventUpdate
     patch = Patch()
     for index, layer in enumerate(store.config().layers):
-        patch["data"][index]["visible"] = layer.id in (visible or [])
+        patch["data"][index]["visible"] = layer.id in visible
     return patch
 
 
@@ -232,7 +234,8 @@ def toggle_layers(visible):
           State("wall-scale", "data"), prevent_initial_call=True)
 def refresh(_, lang, visible, signature, time_value, shown_anchor, scale):
     """Live: the map when it changed. At a past moment the map stays as chosen; the figures beside it stay live."""
-    lang = _lang(lang)
+    auth.require_page(PATH)
+    lang = shell.language(lang)
     live = time_control.position(time_value) in (None, time_control.spec().steps)
     text, new = wall_figure(lang, _visible(visible))
     ages = _ages(lang)
@@ -257,7 +260,7 @@ def time_view(value, lang, visible, scale, shown_anchor, bar_class=None) -> tupl
     at = time_control.position(value)
     if at is None:
         return (dash.no_update,) * len(TIME_OUTPUTS)
-    lang, visible, scale, now = _lang(lang), _visible(visible), _scale(scale), shell.now()
+    lang, visible, scale, now = shell.language(lang), _visible(visible), _scale(scale), shell.now()
     shown = time_control.window(now, at)
     patch = dash.no_update
     if overview.has_data():
@@ -289,6 +292,7 @@ def time_view(value, lang, visible, scale, shown_anchor, bar_class=None) -> tupl
           State("wall-scale", "data"), State("wall-time-anchor", "data"), State("wall-time-bar", "className"),
           prevent_initial_call=True)
 def set_time(value, lang, visible, scale, shown_anchor, bar_class):
+    auth.require_page(PATH)
     return time_view(value, lang, visible, scale, shown_anchor, bar_class)
 
 
@@ -313,6 +317,7 @@ def _alarm_outputs(lang: str, signature: str | None):
 @callback(*ALARM_OUTPUTS, Input("wall-refresh", "n_intervals"), State("wall-lang", "data"),
           State("wall-alarm-signature", "data"), prevent_initial_call=True)
 def refresh_alarms(_, lang, signature):
+    auth.require_page(PATH)
     return _alarm_outputs(shell.language(lang), signature)
 
 
@@ -320,11 +325,21 @@ def refresh_alarms(_, lang, signature):
           Input({"type": "alarm-ack", "index": ALL}, "n_clicks"), State("wall-lang", "data"),
           prevent_initial_call=True)
 def acknowledge(clicks, lang):
-    """An operator's acknowledgement, kept in ops/ (not the warehouse) and shown to every screen."""
-    if not ctx.triggered_id or not any(clicks) or not auth.allowed("acknowledge"):
-        return (dash.no_update,) * 4
-    acks.acknowledge(ctx.triggered_id["index"], auth.current_user().username, datetime.now(store.config().tz))
+    """An operator's acknowledgement, kept in ops/ (not the warehouse) and shown to every screen. Only a click on
+    the button of an alarm shown now counts: an id from a forged request is not written down."""
+    auth.require_page(PATH)
+    trigger = ctx.triggered_id
+    if not isinstance(trigger, dict) or not callback_requests.clicked() or not auth.allowed("acknowledge") \
+            or not _alarm_now(trigger.get("index")):
+        raise PreventUpdate
+    acks.acknowledge(trigger["index"], auth.current_user().username, datetime.now(store.config().tz))
     return _alarm_outputs(shell.language(lang), None)
+
+
+def _alarm_now(alarm_id) -> bool:
+    if not isinstance(alarm_id, str) or not overview.has_data():
+        return False
+    return any(alarm.id == alarm_id for alarm, _ in alarm_panel.current(shell.now()))
 
 
 clientside_callback(ClientsideFunction("cityops", "flyTo"), Output("wall-flown", "data"),
