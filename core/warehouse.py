@@ -6,8 +6,10 @@ files as a new generation directory and flips the `CURRENT` pointer with os.repl
 atomically and never wait on the writer (../shared/notes/STACK.md). Readers query in-memory views over the
 current generation.
 """
+import hashlib
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -27,11 +29,15 @@ POINTER = "CURRENT"
 # others: rewriting all of fct_incident and its history took 30 s after every small load at 10M incidents. The
 # column is chosen for where loads change rows: an incident by the month it closed (open ones in `none`, so a
 # later export touches the open cases and the current month, not every month some open case was created in);
-# readings, history rows and applications by their own time. A month's rows are compared by a fingerprint (count
-# and sum of row hashes) kept in the manifest: whatever wrote the rows, a changed month is rewritten.
+# readings, history rows and applications by their own time. Each feed's rows of a month are compared by a
+# fingerprint (count and sum of row hashes) kept in the manifest: whatever wrote the rows, changed ones are rewritten.
 MONTHLY = {"fct_incident": "closed_at", "fct_incident_status": "changed_at", "fct_sensor_reading": "ts",
            "fct_service_case": "decided_at"}
 PARTITION = "month"
+# Within a month, each source feed has its own file(s), so one feed's load rewrites its own rows only: loading
+# Open311 after the hotline rewrote all of the hotline's 7.9M incidents too. The history names its feed in the id.
+SOURCE = {"fct_incident": "feed_id", "fct_incident_status": "split_part(incident_id, ':', 1)",
+          "fct_sensor_reading": "feed_id", "fct_service_case": "feed_id"}
 
 
 class WarehouseBusy(Exception):
@@ -111,7 +117,7 @@ def publish(con: duckdb.DuckDBPyConnection, warehouse_dir: Path, keep: int = 3,
         if table in MONTHLY:
             months[table] = _write_monthly(con, table, staging, root / previous if previous else None,
                                            before.get("months", {}).get(table, {}))
-            counts[table] = sum(n for n, _ in months[table].values())
+            counts[table] = sum(n for parts in months[table].values() for n, _ in parts.values())
             continue
         con.execute(f"COPY (SELECT * FROM {table}) TO '{_sql_path(staging / table)}.parquet' ({PARQUET})")
         counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
@@ -190,49 +196,83 @@ def _month_name(key: int | None) -> str:
     return "none" if key is None else f"{key // 100:04d}-{key % 100:02d}"
 
 
-def _write_monthly(con, table: str, staging: Path, previous: Path | None, before: dict) -> dict[str, list]:
-    """Write a fact table as one file per month, linking the months whose fingerprint is unchanged from the
-    previous generation; {month: [rows, fingerprint]}."""
-    key = _month_key_sql(table)
-    keys, now = {}, {}
-    for month, rows, fingerprint in con.execute(
-            f"SELECT {key}, count(*), sum(hash(t))::VARCHAR FROM {table} t GROUP BY 1").fetchall():
-        name = _month_name(month)
-        keys[name], now[name] = month, [rows, fingerprint]
+def _write_monthly(con, table: str, staging: Path, previous: Path | None, before: dict) -> dict[str, dict]:
+    """Write a fact table as one directory per month holding one file per source feed, linking the files whose
+    fingerprint is unchanged from the previous generation; {month: {file stem: [rows, fingerprint]}}."""
+    groups, now = {}, {}
+    for month, part, source, rows, fingerprint in con.execute(
+            f"SELECT {_month_key_sql(table)}, hash({SOURCE[table]}), any_value({SOURCE[table]}), count(*), "
+            f"sum(hash(t))::VARCHAR FROM {table} t GROUP BY 1, 2").fetchall():
+        name, stem = _month_name(month), _file_stem(source)
+        now.setdefault(name, {})[stem] = [rows, fingerprint]
+        groups[name, stem] = (month, part)
     (staging / table).mkdir()
     if not now:      # no rows: an empty file keeps the table's columns readable
         (staging / table / f"{PARTITION}=none").mkdir()
         con.execute(f"COPY (SELECT * FROM {table} LIMIT 0) TO "
                     f"'{_sql_path(staging / table / f'{PARTITION}=none' / 'empty.parquet')}' (FORMAT parquet)")
         return {}
-    part = f"{table}/{PARTITION}="
-    todo = [month for month, value in now.items()
-            if previous is None or before.get(month) != value
-            or not _linked(previous / f"{part}{month}", staging / f"{part}{month}")]
+    for name in now:
+        (staging / table / f"{PARTITION}={name}").mkdir()
+    todo = [(name, stem) for name, stem in groups
+            if previous is None or _parts(before, name).get(stem) != now[name][stem]
+            or not _linked_files(previous / table / f"{PARTITION}={name}", staging / table / f"{PARTITION}={name}",
+                                 stem)]
     if todo:
-        _write_months(con, table, staging, [keys[m] for m in todo])
+        _write_parts(con, table, staging, {groups[p]: p for p in todo}, everything=len(todo) == len(groups))
     return now
+
+
+def _parts(before: dict, month: str) -> dict:
+    """A month's files in an earlier manifest ({} where it kept one fingerprint for the whole month)."""
+    parts = before.get(month)
+    return parts if isinstance(parts, dict) else {}
+
+
+def _file_stem(source: str | None) -> str:
+    """A source feed's file name within a month: its id (ids are [a-z][a-z0-9_]*), else a digest of the value."""
+    if source is not None and re.fullmatch(r"[a-z][a-z0-9_]{0,63}", source):
+        return source
+    return "_" + hashlib.sha256(repr(source).encode()).hexdigest()[:16]
+
+
+def _linked_files(previous: Path, staging: Path, stem: str) -> bool:
+    """Hard-link one source's files of a month from the previous generation; False (none left) where that fails."""
+    files = list(previous.glob(f"{stem}.*.parquet"))
+    done = []
+    try:
+        for source in files:
+            os.link(source, staging / source.name)
+            done.append(staging / source.name)
+    except OSError:
+        for target in done:
+            target.unlink(missing_ok=True)
+        return False
+    return bool(files)
 
 
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 
 
-def _write_months(con, table: str, staging: Path, months: list[int | None]) -> None:
-    """The rows of these months (yyyymm keys, None: no time), one directory per month named as _month_name says.
-    DuckDB names a partition by its value (month=202611; NULL: Hive's default partition): written aside, then moved
-    into place."""
-    key = _month_key_sql(table)
-    numbers = [int(m) for m in months if m is not None]     # ints from the fingerprint query (COPY takes no ?)
-    where = [f"{key} IN ({', '.join(map(str, numbers))})"] if numbers else []
-    where += [f"{MONTHLY[table]} IS NULL"] if None in months else []
-    aside = staging / f".{table}.months"
-    con.execute(f"""COPY (SELECT *, {key} AS {PARTITION} FROM {table} t WHERE {' OR '.join(where)})
-                    TO '{_sql_path(aside)}' ({PARQUET}, PARTITION_BY ({PARTITION}))""")
-    for written in aside.iterdir():
-        value = written.name.removeprefix(f"{PARTITION}=")
-        month = _month_name(None if value == HIVE_NULL else int(value))
-        os.rename(written, staging / table / f"{PARTITION}={month}")
-    aside.rmdir()
+def _write_parts(con, table: str, staging: Path, parts: dict[tuple, tuple[str, str]], everything: bool) -> None:
+    """Write these (yyyymm key or None, source hash) groups of rows into their month's directory as
+    `<stem>.<n>.parquet`. DuckDB names a partition by its value (month=202611; NULL: Hive's default partition):
+    written aside, then moved into place. The values are integers from the fingerprint query (COPY takes no ?)."""
+    key, source = _month_key_sql(table), SOURCE[table]
+    where = " OR ".join(f"({'m IS NULL' if m is None else f'm = {int(m)}'} AND p = {int(h)})" for m, h in parts)
+    aside = staging / f".{table}.parts"
+    con.execute(f"""COPY (SELECT * EXCLUDE (m, p), m AS {PARTITION}, p AS part
+                          FROM (SELECT *, {key} AS m, hash({source}) AS p FROM {table} t)
+                          {'' if everything else f'WHERE {where}'})
+                    TO '{_sql_path(aside)}' ({PARQUET}, PARTITION_BY ({PARTITION}, part))""")
+    for month_dir in aside.iterdir():
+        value = month_dir.name.removeprefix(f"{PARTITION}=")
+        month = None if value == HIVE_NULL else int(value)
+        for part_dir in month_dir.iterdir():
+            name, stem = parts[month, int(part_dir.name.removeprefix("part="))]
+            for written in part_dir.iterdir():
+                os.rename(written, staging / table / f"{PARTITION}={name}" / f"{stem}.{written.name}")
+    shutil.rmtree(aside)
 
 
 def table_source(generation_dir: Path, table: str) -> str:

@@ -15,9 +15,9 @@ def _incident(iid: str, closed: datetime | None, status: str = "closed") -> tupl
     return (iid, iid, "road", status if closed else "received", created, closed)
 
 
-def _insert(con, rows) -> None:
-    con.executemany("INSERT INTO fct_incident (incident_id, source_key, category, status, created_at, closed_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)", rows)
+def _insert(con, rows, feed: str | None = None) -> None:
+    con.executemany("INSERT INTO fct_incident (incident_id, source_key, category, status, created_at, closed_at, "
+                    "feed_id) VALUES (?, ?, ?, ?, ?, ?, ?)", [(*row, feed) for row in rows])
 
 
 def _files(generation_dir, table="fct_incident") -> dict[str, int]:
@@ -49,6 +49,34 @@ def test_only_changed_months_are_rewritten_and_readers_see_every_row(tmp_path):
     assert after["month=2026-11"] != before["month=2026-11"], "a case closed this month rewrites this month"
     assert _read(root, "SELECT incident_id, status FROM fct_incident ORDER BY 1") == expected
     assert "month" not in [r[0] for r in _read(root, "DESCRIBE fct_incident")], "the partition is not a column"
+
+
+def test_one_feeds_load_rewrites_its_own_files_and_links_the_other_feeds(tmp_path):
+    """Two feeds' incidents in the same months: a change to one feed's rows leaves the other's files linked."""
+    root = tmp_path / "wh"
+    closed = [datetime(2026, 10, 3, tzinfo=UTC), datetime(2026, 11, 3, tzinfo=UTC), None]
+    with writer(root) as con:
+        for feed in ("hotline", "open311"):
+            _insert(con, [_incident(f"{feed}:{i}", c) for i, c in enumerate(closed)], feed)
+        con.execute("INSERT INTO fct_incident_status SELECT incident_id, status, created_at, 1 FROM fct_incident")
+        first = publish(con, root)
+        con.execute("UPDATE fct_incident SET satisfaction = 5 WHERE feed_id = 'open311'")
+        con.execute("INSERT INTO fct_incident_status VALUES ('open311:2', 'dispatched', '2026-10-02 00:00:00+00', 2)")
+        second = publish(con, root, changed={"fct_incident", "fct_incident_status"})
+        expected = {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
+                    for t in ("fct_incident", "fct_incident_status")}
+    rewritten = {"fct_incident": {"month=2026-10/open311", "month=2026-11/open311", "month=none/open311"},
+                 "fct_incident_status": {"month=2026-10/open311"}}
+    for table, files in rewritten.items():
+        inodes = [_inodes(root / "published" / g / table) for g in (first, second)]
+        assert set(inodes[0]) == set(inodes[1]) and len(inodes[0]) == (6 if table == "fct_incident" else 4)
+        assert {f for f in inodes[1] if inodes[1][f] != inodes[0][f]} == files, table
+        assert _read(root, f"SELECT * FROM {table} ORDER BY ALL") == expected[table]
+
+
+def _inodes(table_dir) -> dict[str, int]:
+    """'month=…/feed' -> inode of its file."""
+    return {f"{f.parent.name}/{f.name.split('.')[0]}": f.stat().st_ino for f in table_dir.glob("*/*.parquet")}
 
 
 def test_a_case_closing_moves_from_the_open_cases_to_its_month(tmp_path):
@@ -111,3 +139,24 @@ def test_a_rows_month_is_its_utc_month_to_the_microsecond(tmp_path):
     assert len(groups) == 801 and len({k for k, _, _ in groups}) == 801
     assert [(warehouse._month_name(k), n) for k, _, n in groups] == [(name, n) for _, name, n in groups]
     assert {warehouse._month_name(k) for k, _, _ in groups} >= {"none", "1992-09", "2059-04"}
+
+
+def test_a_generation_with_one_file_per_month_is_replaced_without_doubling_rows(tmp_path):
+    """An upgraded deployment whose current generation has a month's rows in one data_0.parquet (no feed files)
+    and one fingerprint per month: the next publish writes the feed files and leaves the old files behind."""
+    root = tmp_path / "wh"
+    with writer(root) as con:
+        _insert(con, [_incident("h:1", datetime(2026, 10, 1, tzinfo=UTC))], "hotline")
+        first = publish(con, root)
+        gen_dir = root / "published" / first
+        for f in (gen_dir / "fct_incident").glob("*/*.parquet"):
+            f.rename(f.with_name("data_0.parquet"))                        # as the previous release wrote it
+        manifest = json.loads((gen_dir / "manifest.json").read_text())
+        manifest["months"]["fct_incident"] = {m: parts["hotline"] for m, parts in
+                                              manifest["months"]["fct_incident"].items()}
+        (gen_dir / "manifest.json").write_text(json.dumps(manifest))
+        _insert(con, [_incident("o:1", datetime(2026, 10, 2, tzinfo=UTC))], "open311")
+        second = publish(con, root, changed={"fct_incident"})
+    assert sorted(_inodes(root / "published" / second / "fct_incident")) == \
+        ["month=2026-10/hotline", "month=2026-10/open311"]
+    assert _read(root, "SELECT incident_id FROM fct_incident ORDER BY 1") == [("h:1",), ("o:1",)]
