@@ -265,6 +265,11 @@ def clear_shared_cache(settings: Path) -> None:
             client.delete(key)
 
 
+# bench.wall_soak's server options for Flask's server in one process, as tests/browser.py runs the dashboard.
+FLASK_SERVER = argparse.Namespace(server="dev", rewind_minutes=0, server_tracemalloc=None, server_env=None,
+                                  gunicorn_arg=None)
+
+
 class Server:
     def __init__(self, settings: Path, root: Path):
         self.settings, self.root = settings, root
@@ -274,7 +279,7 @@ class Server:
         self.stop()
         clear_shared_cache(self.settings)
         started = time.perf_counter()
-        self.proc, self.base, _ = start_server(self.settings, self.root, free_port())
+        self.proc, self.base, _ = start_server(self.settings, self.root, free_port(), FLASK_SERVER)
         self.start_seconds = time.perf_counter() - started
         return self.base
 
