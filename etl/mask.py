@@ -69,7 +69,9 @@ def _arrow(values: pd.Series) -> pa.Array:
     function sees it as before)."""
     if values.dtype == object:
         values = values.where(values.map(lambda v: isinstance(v, str)), None)
-    return pa.array(values, pa.large_string())
+    arrow = pa.array(values, pa.large_string())
+    # A column read from a CSV block comes in pyarrow's 1 MB pieces; the rules below take one array.
+    return arrow.combine_chunks() if isinstance(arrow, pa.ChunkedArray) else arrow
 
 
 def _flags(condition: pa.Array) -> np.ndarray:
