@@ -35,9 +35,13 @@ MONTHLY = {"fct_incident": "closed_at", "fct_incident_status": "changed_at", "fc
            "fct_service_case": "decided_at"}
 PARTITION = "month"
 # Within a month, each source feed has its own file(s), so one feed's load rewrites its own rows only: loading
-# Open311 after the hotline rewrote all of the hotline's 7.9M incidents too. The history names its feed in the id.
-SOURCE = {"fct_incident": "feed_id", "fct_incident_status": "split_part(incident_id, ':', 1)",
-          "fct_sensor_reading": "feed_id", "fct_service_case": "feed_id"}
+# Open311 after the hotline rewrote all of the hotline's 7.9M incidents too. A history row's feed is its run's (a
+# replay's run is 'replay:<feed>'): cutting it from incident_id took 1 s over 23.5M rows, the join 0.1 s.
+SOURCE = {"fct_incident": "feed_id", "fct_incident_status": "r.feed", "fct_sensor_reading": "feed_id",
+          "fct_service_case": "feed_id"}
+_RUN_FEED = ("LEFT JOIN (SELECT run_id, regexp_replace(feed_id, '^replay:', '') AS feed FROM etl_run) r "
+             "USING (run_id)")
+JOIN = {"fct_incident_status": _RUN_FEED}
 
 
 class WarehouseBusy(Exception):
@@ -202,7 +206,7 @@ def _write_monthly(con, table: str, staging: Path, previous: Path | None, before
     groups, now = {}, {}
     for month, part, source, rows, fingerprint in con.execute(
             f"SELECT {_month_key_sql(table)}, {_part_sql(table)}, any_value({SOURCE[table]}), count(*), "
-            f"sum(hash(t))::VARCHAR FROM {table} t GROUP BY 1, 2").fetchall():
+            f"sum(hash(t))::VARCHAR FROM {table} t {JOIN.get(table, '')} GROUP BY 1, 2").fetchall():
         name, stem = _month_name(month), _file_stem(source)
         now.setdefault(name, {})[stem] = [rows, fingerprint]
         groups[name, stem] = part
@@ -263,7 +267,7 @@ def _write_parts(con, table: str, staging: Path, parts: dict[int, tuple[str, str
     query (COPY takes no ?)."""
     where = "" if everything else f"WHERE {_part_sql(table)} IN ({', '.join(str(int(p)) for p in parts)})"
     aside = staging / f".{table}.parts"
-    con.execute(f"""COPY (SELECT *, {_part_sql(table)} AS part FROM {table} t {where})
+    con.execute(f"""COPY (SELECT t.*, {_part_sql(table)} AS part FROM {table} t {JOIN.get(table, '')} {where})
                     TO '{_sql_path(aside)}' ({PARQUET}, PARTITION_BY (part))""")
     for part_dir in aside.iterdir():
         name, stem = parts[int(part_dir.name.removeprefix("part="))]

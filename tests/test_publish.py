@@ -58,10 +58,13 @@ def test_one_feeds_load_rewrites_its_own_files_and_links_the_other_feeds(tmp_pat
     with writer(root) as con:
         for feed in ("hotline", "open311"):
             _insert(con, [_incident(f"{feed}:{i}", c) for i, c in enumerate(closed)], feed)
-        con.execute("INSERT INTO fct_incident_status SELECT incident_id, status, created_at, 1 FROM fct_incident")
+        # A history row's feed is its run's: each feed's load, then a replay of open311's quarantine.
+        con.execute("INSERT INTO etl_run (run_id, feed_id) VALUES (1, 'hotline'), (2, 'open311'), (3, 'replay:open311')")
+        con.execute("INSERT INTO fct_incident_status SELECT incident_id, status, created_at, "
+                    "CASE feed_id WHEN 'hotline' THEN 1 ELSE 2 END FROM fct_incident")
         first = publish(con, root)
         con.execute("UPDATE fct_incident SET satisfaction = 5 WHERE feed_id = 'open311'")
-        con.execute("INSERT INTO fct_incident_status VALUES ('open311:2', 'dispatched', '2026-10-02 00:00:00+00', 2)")
+        con.execute("INSERT INTO fct_incident_status VALUES ('open311:2', 'dispatched', '2026-10-02 00:00:00+00', 3)")
         second = publish(con, root, changed={"fct_incident", "fct_incident_status"})
         expected = {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
                     for t in ("fct_incident", "fct_incident_status")}
