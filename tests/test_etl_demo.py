@@ -3,6 +3,7 @@ and no personal data anywhere in the published warehouse."""
 import csv
 import json
 import re
+from datetime import datetime, timedelta
 
 import duckdb
 import pytest
@@ -161,8 +162,7 @@ def test_a_clean_export_over_a_megabyte_loads(tmp_path, chunk_rows):
     masking could not take the pieces (a later export of 20,324 rows failed to load)."""
     settings, city = make_city(tmp_path)
     edit_yaml(settings, lambda d: d["etl"].update(chunk_rows=chunk_rows))
-    with open(city / "incidents" / "hotline_12345.csv", "rb") as fh:      # later lines plant other encodings
-        header, first = csv.reader([fh.readline().decode(), fh.readline().decode()])
+    header, first = _first_row(city / "incidents" / "hotline_12345.csv")
     export = tmp_path / "hotline_clean.csv"
     with open(export, "w", encoding="utf-8", newline="") as fh:
         out = csv.writer(fh)
@@ -178,3 +178,34 @@ def test_a_clean_export_over_a_megabyte_loads(tmp_path, chunk_rows):
     hashes, scrubbed = _reader(settings).rows(
         "SELECT count(DISTINCT caller_hash), count(*) FILTER (description LIKE '%139000%') FROM fct_incident")[0]
     assert (hashes, scrubbed) == (12_000, 0), "every caller hashed apart, every number scrubbed from the text"
+
+
+def _first_row(path) -> tuple[list[str], list[str]]:
+    with open(path, "rb") as fh:      # later lines of the demo's files plant other encodings
+        return tuple(csv.reader([fh.readline().decode(), fh.readline().decode()]))
+
+
+@pytest.mark.parametrize("chunk_rows", [250_000, 1000], ids=["loader alone", "worker processes"])
+def test_clean_readings_and_applications_over_a_megabyte_load(tmp_path, chunk_rows):
+    """The same for the other CSV feeds: their first row repeated under new keys (readings a minute apart, before
+    the city's first; the city loaded first, for its sensors)."""
+    settings, city = make_city(tmp_path)
+    edit_yaml(settings, lambda d: d["etl"].update(chunk_rows=chunk_rows))
+    run("-m", "etl", "--config", str(settings), "load-all")
+    exports = {}
+    header, first = _first_row(city / "iot" / "readings.csv")
+    start = datetime.fromisoformat(first[header.index("ts")])
+    exports["sensor_readings"] = [header] + [
+        [(start - timedelta(minutes=i + 1)).isoformat() if h == "ts" else v for h, v in zip(header, first)]
+        for i in range(60_000)]
+    header, first = _first_row(city / "services" / "service_cases.csv")
+    exports["service_cases"] = [header] + [[f"CLEAN{i:06d}" if h == "case_id" else v for h, v in zip(header, first)]
+                                           for i in range(15_000)]
+    for feed, rows in exports.items():
+        path = tmp_path / f"{feed}_clean.csv"
+        with open(path, "w", encoding="utf-8", newline="") as fh:
+            csv.writer(fh).writerows(rows)
+        assert path.stat().st_size > 1_500_000
+        result = run("-m", "etl", "--config", str(settings), "load", "--feed", feed, str(path))
+        n = len(rows) - 1
+        assert f"read={n:,} inserted={n:,} updated=0 merged=0 quarantined=0" in result.stdout, result.stdout
