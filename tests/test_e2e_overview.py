@@ -96,3 +96,17 @@ def test_bad_addresses_get_4xx_without_stack_trace(server, path, status):
     body = info.value.read().decode()
     assert info.value.code == status
     assert "Traceback" not in body and "duckdb" not in body.lower()
+
+
+@pytest.mark.browser
+def test_the_screenshot_script_shoots_each_page_at_its_size(server, tmp_path):
+    """scripts/screenshot.py, which every page change is checked with, signs in and waits for the map: it had
+    broken once when pages began to need an account, unnoticed until someone needed it."""
+    from scripts.screenshot import shoot
+    files = shoot(server, ["/", "/wall"], ["1280x720"], ["en"], tmp_path / "shots")
+    assert [f.name for f in files] == ["overview-en-1280x720.png", "wall-en-1280x720.png"]
+    for f in files:
+        png = f.read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (int.from_bytes(png[16:20]), int.from_bytes(png[20:24])) == (1280, 720)
+        assert len(png) > 50_000, f"{f.name}: {len(png)} bytes; the sign-in page weighs 18 KB at this size"
