@@ -1,6 +1,7 @@
-"""Every benchmark still runs end to end, at a tiny size: a bench that crashes is found by the suite, not by the
-next person who needs its figures (bench/wall_refresh failed for sessions after a helper it shares changed).
-Figures are not asserted, only that each run finishes, writes its results and measured what it says."""
+"""The benchmarks behind docs/ figures run end to end, at a tiny size (not the soak, which needs minutes, nor the
+what-if ones): a bench that crashes is found by the suite, not by the next person who needs its figures
+(bench/wall_refresh failed for sessions after a helper it shares changed). Figures are not asserted, only that
+each run finishes, writes its results and measured what it says."""
 import json
 import re
 
